@@ -1,0 +1,73 @@
+"""microgradx: a small, readable reverse-mode automatic differentiation engine on numpy.
+
+>>> import microgradx as mg
+>>> x = mg.Value(3.0)
+>>> y = x**2
+>>> y.backward()
+>>> x.grad
+6.0
+"""
+
+from . import errors, functional, ops
+from .engine import (
+    Value,
+    as_value,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+    value_and_grad,
+)
+from .errors import (
+    AnomalyError,
+    AxisError,
+    CheckpointError,
+    DataError,
+    DTypeError,
+    GradientError,
+    MicrogradxError,
+    ShapeError,
+)
+from .functional import expand_dims, flatten, log_softmax, logsumexp, mean, softmax, softplus, squeeze, var
+from .ops import (
+    abs,
+    add,
+    broadcast_to,
+    clip,
+    concatenate,
+    divide,
+    exp,
+    log,
+    matmul,
+    max,
+    maximum,
+    min,
+    multiply,
+    negative,
+    power,
+    relu,
+    reshape,
+    sigmoid,
+    sqrt,
+    stack,
+    subtract,
+    sum,
+    tanh,
+    transpose,
+    where,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Value", "as_value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "grad",
+    "value_and_grad",
+    "MicrogradxError", "ShapeError", "DTypeError", "AxisError", "GradientError", "AnomalyError",
+    "DataError", "CheckpointError",
+    "add", "subtract", "multiply", "divide", "negative", "power", "matmul", "exp", "log", "sqrt", "abs",
+    "tanh", "sigmoid", "relu", "clip", "maximum", "where", "sum", "max", "min", "reshape", "transpose",
+    "broadcast_to", "concatenate", "stack",
+    "mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
+    "errors", "functional", "ops",
+]

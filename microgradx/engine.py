@@ -1,0 +1,531 @@
+"""The graph engine: the ``Value`` node, grad mode, and the reverse pass.
+
+A ``Value`` wraps a numpy array (or numpy scalar). Every op on Values records a new node that holds its
+inputs and the name of the rule that differentiates it; ``backward()`` walks those nodes from the output
+back to the leaves, children before parents, and hands each node's gradient to its rule.
+
+Three design choices carry the rest (see docs/concepts.md):
+
+* The derivative rules live in a table in ``ops.py``; they are plain functions of ``(g, ans, *inputs)``,
+  not closures. A node therefore never refers to itself, the graph has no reference cycles, and dropping
+  the output frees it by reference counting alone.
+* The rules are written with the library's own ops, which accept plain arrays as well as Values. An
+  ordinary backward feeds them arrays (pure numpy, no graph); ``create_graph=True`` feeds them Values,
+  so the backward pass is itself recorded and can be differentiated again.
+* The reverse pass counts each node's children first and releases a node only when all of them have
+  sent their gradient, with an explicit stack: no recursion, so graph depth is unlimited, and each node's
+  rule runs exactly once per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import traceback
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import AnomalyError, DTypeError, GradientError
+
+if TYPE_CHECKING:
+    from .ops import Primitive
+
+__all__ = ["Value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "as_value", "grad",
+           "value_and_grad"]
+
+
+class _Mode:
+    """Process-wide switches. Plain class attributes: read on every op, so they must be cheap."""
+
+    grad_enabled = True
+    anomaly = False
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block, ops record no graph: results are constants (``requires_grad=False``)."""
+    previous, _Mode.grad_enabled = _Mode.grad_enabled, False
+    try:
+        yield
+    finally:
+        _Mode.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Turn graph recording back on inside a ``no_grad`` block."""
+    previous, _Mode.grad_enabled = _Mode.grad_enabled, True
+    try:
+        yield
+    finally:
+        _Mode.grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    """Whether ops currently record a graph."""
+    return _Mode.grad_enabled
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise :class:`AnomalyError` at the first NaN or infinity, forward or backward.
+
+    Every op made inside the block remembers the line of user code that made it, so the error can say
+    where the bad number came from. It costs a stack walk and a finiteness check per op: a debugging aid.
+    """
+    previous, _Mode.anomaly = _Mode.anomaly, True
+    try:
+        yield
+    finally:
+        _Mode.anomaly = previous
+
+
+# --------------------------------------------------------------------------------------------------
+# Converting inputs
+# --------------------------------------------------------------------------------------------------
+
+def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
+    """Turn user data into a float array: float dtypes are kept, everything else becomes float64.
+
+    Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists).
+    """
+    if isinstance(x, np.ndarray | np.generic) and x.dtype.kind == "f":
+        return x
+    try:
+        arr = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+        raise DTypeError(f"{where}: cannot make a numeric array from {type(x).__name__}: {e}") from None
+    if arr.dtype.kind == "f":
+        return arr
+    if arr.dtype.kind in "biu":
+        return arr.astype(np.float64)
+    raise DTypeError(
+        f"{where}: expected real numbers (float, int, bool or an array of them), "
+        f"got {type(x).__name__} with dtype {arr.dtype}"
+    )
+
+
+def as_value(x: Any) -> Value:
+    """Return ``x`` if it is a Value, else wrap it as a constant (``requires_grad=False``)."""
+    return x if isinstance(x, Value) else Value(x, requires_grad=False)
+
+
+def _user_site() -> str:
+    """The innermost stack frame outside this package, as 'file:line in function'."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    for frame in reversed(traceback.extract_stack()):
+        if not os.path.abspath(frame.filename).startswith(package_dir):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return "<unknown>"
+
+
+def _describe(node: Value) -> str:
+    site = f", made at {node._site}" if node._site else ""
+    return f"'{node._op.name}' (output shape {node.shape}{site})"
+
+
+# --------------------------------------------------------------------------------------------------
+# The node
+# --------------------------------------------------------------------------------------------------
+
+class Value:
+    """A scalar or array in a computation graph.
+
+    ``Value(data, requires_grad=True, label=None, dtype=None)``: ``data`` is a number, a (nested) list or
+    a numpy array. Float dtypes are kept (float32 stays float32); ints, bools and lists become float64.
+
+    Ops (``+ - * / ** @``, ``exp``, ``sum``, indexing, ...) record new Values; ``backward()`` fills
+    ``.grad`` of every Value that led to this one and has ``requires_grad``. Plain numbers and arrays mix
+    with Values on either side of every op and are treated as constants.
+    """
+
+    __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_args", "_params", "_site",
+                 "__weakref__")
+
+    # Make numpy hand ``array @ value``, ``array * value``... over to our reflected methods instead of
+    # treating the Value as an opaque object and looping over it.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
+                 dtype: Any = None) -> None:
+        if isinstance(data, Value):
+            data = data.data
+        arr = to_array(data)
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise DTypeError(f"Value: dtype must be a float dtype, got {dtype}")
+            arr = arr.astype(dtype, copy=False)
+        # A 0-d array becomes a numpy scalar, as numpy's own reductions return.
+        self.data = arr[()] if arr.ndim == 0 else arr
+        self._grad: Any = None
+        self.requires_grad = bool(requires_grad)
+        self.label = label
+        self._op: Primitive | None = None    # the rule that made this node; None for a leaf
+        self._args: tuple = ()               # the op's inputs: Values and constants, in order
+        self._params: dict = {}              # the op's keyword arguments (axis, shape, ...)
+        self._site: str | None = None        # where user code made it (anomaly mode only)
+
+    @classmethod
+    def _from_op(cls, data: Any, op: Primitive, args: tuple, params: dict) -> Value:
+        """A node made by an op: skips __init__'s validation, which ops have no need of."""
+        node = object.__new__(cls)
+        node.data = data
+        node._grad = None
+        node.requires_grad = True
+        node.label = None
+        node._op = op
+        node._args = args
+        node._params = params
+        node._site = _user_site() if _Mode.anomaly else None
+        return node
+
+    # ---- the array it holds --------------------------------------------------------------------
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def item(self) -> float:
+        """The value as a Python float (the Value must hold exactly one element)."""
+        return self.data.item()
+
+    def numpy(self) -> np.ndarray:
+        """The data as a numpy array (a 0-d array for a scalar). Not a copy: do not write into it."""
+        return np.asarray(self.data)
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d Value")
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Value]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    __hash__ = object.__hash__  # Values are graph nodes: identity, not contents, makes them equal keys
+
+    def __repr__(self) -> str:
+        name = f", label={self.label!r}" if self.label else ""
+        op = f", op={self._op.name}" if self._op is not None else ""
+        if self.ndim == 0:
+            body = f"{self.data.item():.6g}"
+        elif self.size <= 8:
+            body = np.array2string(self.data, precision=4, separator=", ").replace("\n", "")
+        else:  # whole arrays do not belong in a repr: say what it is
+            body = f"<shape {self.shape}>"
+        if self.ndim and self.dtype != np.float64:
+            body += f", dtype={self.dtype}"
+        return f"Value({body}{name}{op})"
+
+    # ---- graph ----------------------------------------------------------------------------------
+
+    @property
+    def op(self) -> str | None:
+        """Name of the op that made this Value, or None for a leaf (made by the user)."""
+        return None if self._op is None else self._op.name
+
+    @property
+    def parents(self) -> tuple[Value, ...]:
+        """The Values this one was computed from and that gradients flow into."""
+        return tuple(a for a in self._args if isinstance(a, Value) and a.requires_grad)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    @property
+    def grad(self) -> Any:
+        """d(output)/d(self) from the latest ``backward()``: zeros of the data's shape before any.
+
+        Leaves accumulate across ``backward()`` calls (as in PyTorch); call ``zero_grad()`` between steps.
+        Interior nodes hold the gradient of the most recent call only.
+        """
+        if self._grad is None:
+            return np.zeros_like(self.data)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        self._grad = value
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient (``.grad`` reads as zeros again)."""
+        self._grad = None
+
+    def detach(self) -> Value:
+        """The same data as a constant: no gradient flows back through the result."""
+        return Value(self.data, requires_grad=False)
+
+    def requires_grad_(self, flag: bool = True) -> Value:
+        """Set ``requires_grad`` in place (only on leaves) and return self."""
+        if self._op is not None and not flag:
+            raise GradientError("requires_grad_(False) on a Value made by an op: use .detach()")
+        self.requires_grad = bool(flag)
+        return self
+
+    def backward(self, gradient: Any = None, create_graph: bool = False) -> None:
+        """Fill ``.grad`` of every Value that led to this one.
+
+        ``gradient`` seeds the pass (d(final)/d(self)); it may be left out only when self holds a single
+        element, where it defaults to 1. With ``create_graph=True`` the gradients are Values whose own
+        graph can be differentiated again.
+        """
+        if not self.requires_grad:
+            raise GradientError(
+                "backward() on a Value that does not require grad: nothing it came from has "
+                "requires_grad=True (or it was made under no_grad())"
+            )
+        seed = _seed(self, gradient)
+        if isinstance(seed, Value) and not create_graph:
+            seed = seed.data
+        grads = backprop(self, seed, create_graph)
+        for node, g in grads.items():
+            if node._op is None:
+                if node._grad is None:
+                    # Own the array: g may be a view shared with other nodes' gradients.
+                    node._grad = g if create_graph else g.astype(node.data.dtype)
+                else:
+                    node._grad = node._grad + g
+                    if not create_graph and node._grad.dtype != node.data.dtype:
+                        node._grad = node._grad.astype(node.data.dtype)
+            else:
+                node._grad = g
+
+
+def _seed(root: Value, gradient: Any) -> Any:
+    if gradient is None:
+        if root.size != 1:
+            raise GradientError(
+                f"backward() on a Value of shape {root.shape} needs gradient=...: only a single-element "
+                "output has an implied seed of 1 (reduce it first, e.g. with .sum() or .mean())"
+            )
+        return np.ones_like(root.data)
+    if isinstance(gradient, Value):
+        seed = gradient
+    else:
+        seed = np.asarray(to_array(gradient, "backward(gradient=...)"), dtype=root.dtype)
+    if seed.shape != root.shape:
+        from .errors import ShapeError
+        raise ShapeError(f"backward(): gradient has shape {seed.shape}, expected {root.shape} "
+                         "(the shape of the Value it seeds)")
+    return seed
+
+
+# --------------------------------------------------------------------------------------------------
+# The reverse pass
+# --------------------------------------------------------------------------------------------------
+
+def backprop(root: Value, seed: Any, create_graph: bool = False,
+             targets: tuple[Value, ...] | None = None) -> dict[Value, Any]:
+    """Gradients of ``root`` (seeded with ``seed``) with respect to the nodes that led to it.
+
+    Returns ``{node: gradient}``; nothing is written on the nodes. With ``targets``, only the paths that
+    reach a target are followed. With ``create_graph``, rules run on Values, so the result is
+    differentiable; otherwise on plain arrays.
+    """
+    # Pass 1: count, for every node that needs a gradient, how many of its children will send one.
+    pending = {root: 0}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for arg in node._args:
+            if type(arg) is Value and arg.requires_grad:  # subclasses are not made by ops
+                if arg in pending:
+                    pending[arg] += 1
+                else:
+                    pending[arg] = 1
+                    stack.append(arg)
+
+    relevant = _leading_to(targets, pending) if targets is not None else None
+
+    # Pass 2: a node is ready once all its children have sent their gradient; its rule then runs once.
+    grads: dict[Value, Any] = {root: seed}
+    ready = [root]
+    with (enable_grad() if create_graph else no_grad()):
+        while ready:
+            node = ready.pop()
+            g = grads[node]
+            op = node._op
+            if op is None:
+                continue
+            args = node._args
+            if create_graph:
+                ans, inputs = node, args
+            else:
+                ans = node.data
+                inputs = [a.data if type(a) is Value else a for a in args]
+            for i, arg in enumerate(args):
+                if type(arg) is not Value or not arg.requires_grad:
+                    continue
+                if relevant is None or arg in relevant:
+                    vjp = op.vjps[i]
+                    if vjp is not None:
+                        gi = vjp(g, ans, *inputs, **node._params)
+                        if gi.shape != arg.data.shape:
+                            gi = _unbroadcast(gi, arg.data.shape)
+                        if _Mode.anomaly:
+                            _check_backward(gi, node, i)
+                        grads[arg] = grads[arg] + gi if arg in grads else gi
+                pending[arg] -= 1
+                if pending[arg] == 0:
+                    ready.append(arg)
+    return grads
+
+
+def _leading_to(targets: tuple[Value, ...], nodes: dict[Value, int]) -> set[Value]:
+    """The nodes among ``nodes`` from which some target can be reached (targets included)."""
+    relevant = set(t for t in targets if t in nodes)
+    # Walk parents-before-children: a node leads to a target if it is one or any input leads to one.
+    # The order comes from an iterative post-order DFS (no recursion).
+    order: list[Value] = []
+    seen: set[Value] = set()
+    for start in nodes:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(start._args))]
+        while stack:
+            node, it = stack[-1]
+            for arg in it:
+                if type(arg) is Value and arg in nodes and arg not in seen:
+                    seen.add(arg)
+                    stack.append((arg, iter(arg._args)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    for node in order:
+        if node not in relevant and any(type(a) is Value and a in relevant for a in node._args):
+            relevant.add(node)
+    return relevant
+
+
+def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g.shape``."""
+    from .ops import reshape, sum as sum_
+
+    extra = g.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
+    )
+    if axes:
+        g = sum_(g, axis=axes)
+    return reshape(g, shape) if g.shape != shape else g
+
+
+def _check_backward(g: Any, node: Value, argnum: int) -> None:
+    data = g.data if isinstance(g, Value) else g
+    if not np.all(np.isfinite(data)):
+        raise AnomalyError(
+            f"backward of {_describe(node)} produced {_nonfinite_kind(data)} in the gradient of its "
+            f"input #{argnum}"
+        )
+
+
+def check_forward(out: Any, node_op: Primitive, site: str | None) -> None:
+    """Anomaly mode: raise if an op's output holds NaN or inf."""
+    if not np.all(np.isfinite(out)):
+        where = f", made at {site}" if site else ""
+        raise AnomalyError(f"forward of '{node_op.name}' produced {_nonfinite_kind(out)} "
+                           f"(output shape {np.shape(out)}{where})")
+
+
+def _nonfinite_kind(a: Any) -> str:
+    a = np.asarray(a)
+    kinds = [k for k, present in (("NaN", np.isnan(a).any()), ("inf", np.isinf(a).any())) if present]
+    return " and ".join(kinds) or "non-finite values"
+
+
+# --------------------------------------------------------------------------------------------------
+# Functional API: gradients of functions, to any order
+# --------------------------------------------------------------------------------------------------
+
+def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
+    """Return a function computing ``(f(*args), df/dargs[argnums])``.
+
+    ``f`` must return a single number (a Value of one element). Inputs that are plain numbers or arrays
+    give gradients as numpy arrays. Inputs that are Values that require grad (as inside an outer
+    ``grad``) give gradients as Values recorded in the graph, so they can be differentiated again:
+    ``grad(grad(f))`` is the second derivative, and so on to any order. Nothing is written to ``.grad``.
+    """
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        args_list = list(args)
+        targets, traced = [], []
+        for n in nums:
+            if n >= len(args_list):
+                raise GradientError(f"grad: argnums={argnums!r} but the function got {len(args)} arguments")
+            a = args_list[n]
+            if isinstance(a, Value) and a.requires_grad:
+                targets.append(a)              # part of an outer graph: differentiate through it
+                traced.append(True)
+            else:
+                args_list[n] = targets_leaf = Value(a)
+                targets.append(targets_leaf)
+                traced.append(False)
+        with enable_grad():
+            out = f(*args_list, **kwargs)
+        create_graph = any(traced)
+        if not isinstance(out, Value):
+            out = Value(out, requires_grad=False)   # f ignored its inputs: the gradient is zero
+        if out.size != 1:
+            raise GradientError(f"grad: the function must return a single number, got shape {out.shape}; "
+                                "reduce it first (e.g. .sum()) or use backward(gradient=...)")
+        grads = backprop(out, np.ones_like(out.data), create_graph, tuple(targets)) if out.requires_grad else {}
+        results = []
+        for t, is_traced in zip(targets, traced):
+            g = grads.get(t)
+            if g is None:
+                g = np.zeros_like(t.data)
+            if is_traced:
+                results.append(as_value(g))
+            else:
+                results.append(g.data if isinstance(g, Value) else g)
+        value = out if create_graph else out.data
+        return value, (results[0] if single else tuple(results))
+
+    wrapped.__name__ = f"value_and_grad_{getattr(f, '__name__', 'f')}"
+    wrapped.__doc__ = f"Value and gradient of {getattr(f, '__name__', 'f')} w.r.t. argument(s) {argnums}."
+    return wrapped
+
+
+def grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
+    """Return a function computing the gradient of scalar-valued ``f`` w.r.t. argument(s) ``argnums``.
+
+    >>> grad(lambda x: x**3)(3.0)          # 3 * 3**2
+    27.0
+    >>> grad(grad(lambda x: x**3))(3.0)    # 6 * 3
+    18.0
+    """
+    vg = value_and_grad(f, argnums)
+
+    def gradient(*args: Any, **kwargs: Any) -> Any:
+        return vg(*args, **kwargs)[1]
+
+    gradient.__name__ = f"grad_{getattr(f, '__name__', 'f')}"
+    gradient.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} w.r.t. argument(s) {argnums}."
+    return gradient

@@ -1,0 +1,167 @@
+"""Composites: ops built from the primitives in ``ops.py``, with no derivative code of their own.
+
+Their gradients (and higher derivatives) come from the primitives they are made of. Each accepts Values,
+numpy arrays and numbers alike, like the primitives.
+
+The end of this file binds the primitives and composites to ``Value`` as operators and methods
+(``v + w``, ``v.exp()``, ``v.sum(axis=0)``), so each op is still defined in one place only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .engine import Value, as_value
+
+__all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
+           "expand_dims"]
+
+
+def _reduced_size(shape: tuple[int, ...], axis: Any) -> int:
+    return int(np.prod([shape[a] for a in ops._normalize_axes(axis, len(shape))], dtype=np.int64))
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Arithmetic mean over ``axis`` (all axes when None), as ``np.mean``."""
+    return ops.sum(x, axis=axis, keepdims=keepdims) / _reduced_size(np.shape(x), axis)
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """Population variance over ``axis`` (``ddof=0``, as ``np.var``)."""
+    centred = x - mean(x, axis=axis, keepdims=True)
+    return mean(centred * centred, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(x))) over ``axis``, without overflow for large x."""
+    x = as_value(x)
+    # Subtracting the max keeps exp() <= 1. The shift is a constant (detached): it cancels exactly, so
+    # the gradient is unchanged. An infinite max would give inf - inf = nan: shift by 0 there instead.
+    shift = np.max(x.data, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0)
+    out = ops.log(ops.sum(ops.exp(x - shift), axis=axis, keepdims=True)) + shift
+    if not keepdims:
+        out = ops.reshape(out, np.sum(x.data, axis=axis).shape)
+    return out
+
+
+def softmax(x: Any, axis: int = -1) -> Any:
+    """exp(x) / sum(exp(x)) along ``axis``: non-negative, sums to 1 along that axis."""
+    x = as_value(x)
+    e = ops.exp(x - np.max(x.data, axis=axis, keepdims=True))  # shift by a constant: see logsumexp
+    return e / ops.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x: Any, axis: int = -1) -> Any:
+    """log(softmax(x)) along ``axis``, computed as x - logsumexp(x), which stays finite."""
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softplus(x: Any) -> Any:
+    """log(1 + exp(x)), stable for large |x|: max(x, 0) + log(1 + exp(-|x|))."""
+    return ops.relu(x) + ops.log(1 + ops.exp(-ops.abs(x)))
+
+
+def flatten(x: Any) -> Any:
+    """A 1-d copy of x's elements (C order)."""
+    return ops.reshape(x, (-1,))
+
+
+def squeeze(x: Any, axis: Any = None) -> Any:
+    """x without the axes of size 1 (only ``axis`` when given), as ``np.squeeze``."""
+    return ops.reshape(x, np.squeeze(np.empty(np.shape(x), dtype=bool), axis=axis).shape)
+
+
+def expand_dims(x: Any, axis: int) -> Any:
+    """x with a new axis of size 1 at ``axis``, as ``np.expand_dims``."""
+    return ops.reshape(x, np.expand_dims(np.empty(np.shape(x), dtype=bool), axis).shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Value's operators and methods
+# --------------------------------------------------------------------------------------------------
+
+def _as_index(part: Any) -> Any:
+    """Index parts as numpy takes them; a Value used as an index gives its data (made integer)."""
+    if isinstance(part, Value):
+        part = part.data
+        if isinstance(part, np.ndarray) and part.dtype.kind == "f":
+            as_int = part.astype(np.intp)
+            if not np.array_equal(as_int, part):
+                raise IndexError("a Value used as an index must hold whole numbers")
+            part = as_int
+    elif isinstance(part, list):
+        part = np.asarray(part)
+    return part
+
+
+def _getitem(self: Value, index: Any) -> Value:
+    index = tuple(_as_index(p) for p in index) if isinstance(index, tuple) else _as_index(index)
+    return ops.getitem(self, index=index)
+
+
+def _reshape(self: Value, *shape: Any) -> Value:
+    """``v.reshape(2, 3)`` or ``v.reshape((2, 3))``, as numpy."""
+    return ops.reshape(self, shape=shape[0] if len(shape) == 1 else shape)
+
+
+def _transpose(self: Value, *axes: Any) -> Value:
+    """``v.transpose()`` reverses the axes; ``v.transpose(1, 0, 2)`` or ``v.transpose((1, 0, 2))``."""
+    if len(axes) == 1 and not isinstance(axes[0], int | np.integer):
+        axes = axes[0]
+    return ops.transpose(self, axes=tuple(axes) if axes else None)
+
+
+def _compare(ufunc: Any) -> Any:
+    def compare(self: Value, other: Any) -> np.ndarray:
+        return ufunc(self.data, other.data if isinstance(other, Value) else other)
+    compare.__doc__ = f"Elementwise ``{ufunc.__name__}`` of the data: a numpy bool array (no gradient)."
+    return compare
+
+
+def _bind() -> None:
+    def binary(op: Any) -> tuple[Any, Any]:
+        return (lambda self, other: op(self, other)), (lambda self, other: op(other, self))
+
+    def unary(op: Any) -> Any:
+        def method(self: Value) -> Value:
+            return op(self)
+        method.__name__, method.__doc__ = op.name, op.__doc__
+        return method
+
+    v = Value
+    v.__add__, v.__radd__ = binary(ops.add)
+    v.__sub__, v.__rsub__ = binary(ops.subtract)
+    v.__mul__, v.__rmul__ = binary(ops.multiply)
+    v.__truediv__, v.__rtruediv__ = binary(ops.divide)
+    v.__pow__, v.__rpow__ = binary(ops.power)
+    v.__matmul__, v.__rmatmul__ = binary(ops.matmul)
+    v.__neg__ = lambda self: ops.negative(self)
+    v.__pos__ = lambda self: self
+    v.__abs__ = lambda self: ops.abs(self)
+    v.__getitem__ = _getitem
+    for name, ufunc in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
+                        ("__ge__", np.greater_equal), ("__eq__", np.equal), ("__ne__", np.not_equal)):
+        setattr(v, name, _compare(ufunc))
+    for name in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu"):
+        setattr(v, name, unary(getattr(ops, name)))
+    v.sum = lambda self, axis=None, keepdims=False: ops.sum(self, axis=axis, keepdims=keepdims)
+    v.max = lambda self, axis=None, keepdims=False: ops.max(self, axis=axis, keepdims=keepdims)
+    v.min = lambda self, axis=None, keepdims=False: ops.min(self, axis=axis, keepdims=keepdims)
+    v.mean = mean
+    v.var = var
+    v.clip = lambda self, lo=None, hi=None: ops.clip(self, lo=lo, hi=hi)
+    v.reshape = _reshape
+    v.transpose = _transpose
+    v.T = property(lambda self: ops.transpose(self), doc="The Value with its axes reversed, as ``.T``.")
+    v.flatten = flatten
+    v.squeeze = squeeze
+    v.logsumexp = logsumexp
+    v.softmax = softmax
+    v.log_softmax = log_softmax
+
+
+_bind()

@@ -1,0 +1,497 @@
+"""The op table: every primitive's forward and derivative, side by side.
+
+Each entry is a numpy forward function decorated with one derivative rule per input::
+
+    @primitive(lambda g, ans, a, b: g * b,      # d/da
+               lambda g, ans, a, b: g * a)      # d/db
+    def multiply(a, b):
+        return np.multiply(a, b)
+
+A rule maps the output's gradient ``g`` (and the output ``ans``, the op's inputs and its keyword
+parameters) to the gradient of one input. Rules never undo broadcasting themselves: the engine sums each
+input's gradient back to that input's shape. ``None`` marks an input that takes no gradient (a mask, an
+index).
+
+Rules are written with these same primitives and with Python's operators, which work on plain arrays as
+well as on Values. During an ordinary ``backward()`` they run on arrays; under ``create_graph=True`` they
+run on Values and so record a graph of their own, which is what makes higher-order derivatives work.
+Masks are computed from raw data (``_data``): the derivative of a mask is zero, so they stay constants.
+
+Adding an op is one entry here (plus, for the property tests, one line of input spec in
+``tests/op_cases.py``; a test fails if it is missing). Composites with no derivative code of their own
+live in ``functional.py``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .engine import Value, _Mode, check_forward, to_array
+from .errors import AxisError, DTypeError, ShapeError
+
+Rule = Callable[..., Any]
+PRIMITIVES: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """One differentiable op: a numpy forward function and a derivative rule per input."""
+
+
+    def __init__(self, forward: Callable[..., Any], vjps: Sequence[Rule | None], expects: str,
+                 variadic: bool = False) -> None:
+        self.name = forward.__name__
+        self.forward = forward
+        self.vjps = vjps
+        self.expects = expects
+        # Inputs are the positional arguments that have a rule; the rest are parameters (axis, shape...).
+        self.n_inputs = None if variadic else len(vjps)
+        names = list(inspect.signature(forward).parameters)
+        self.param_names = () if variadic else tuple(names[len(vjps):])
+        self.__doc__ = forward.__doc__
+        self.__wrapped__ = forward
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if self.n_inputs is not None and len(args) > self.n_inputs:
+            # numpy-style positional parameters, as in reshape(x, (2, 3)): pass them by name.
+            extra = args[self.n_inputs:]
+            if len(extra) > len(self.param_names):
+                raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
+                                f"positional arguments but {len(args)} were given")
+            params.update(zip(self.param_names, extra))
+            args = args[:self.n_inputs]
+        for a in args:
+            if isinstance(a, Value):
+                return _apply(self, args, params)
+        # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
+        return self.forward(*args, **params)
+
+
+def primitive(*vjps: Rule | None, expects: str = "") -> Callable[[Callable[..., Any]], Primitive]:
+    """Register ``forward`` as a primitive with one derivative rule per positional input."""
+    def register(forward: Callable[..., Any]) -> Primitive:
+        op = Primitive(forward, vjps, expects)
+        PRIMITIVES[op.name] = op
+        return op
+    return register
+
+
+class _ForEveryInput:
+    """The rule table of a variadic op: one rule, told which input it is for."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def __getitem__(self, argnum: int) -> Rule:
+        return functools.partial(self.rule, argnum)
+
+
+def _register_variadic(forward: Callable[..., Any], rule: Rule, expects: str) -> Primitive:
+    """Register a primitive taking any number of inputs: ``rule(argnum, g, ans, *inputs, **params)``."""
+    op = Primitive(forward, _ForEveryInput(rule), expects, variadic=True)  # type: ignore[arg-type]
+    PRIMITIVES[op.name] = op
+    return op
+
+
+def _apply(op: Primitive, args: tuple, params: dict) -> Any:
+    """Run ``op`` on inputs among which is at least one Value, and record the result as a node."""
+    raw = []
+    needs_grad = False
+    converted = None
+    for i, a in enumerate(args):
+        if isinstance(a, Value):
+            raw.append(a.data)
+            needs_grad = needs_grad or a.requires_grad
+        elif isinstance(a, float | int) or op.vjps[i] is None:
+            raw.append(a)
+        else:
+            # Lists and integer arrays become float64 once, so the rules see the same arrays later.
+            c = to_array(a, op.name)
+            raw.append(c)
+            if c is not a:
+                converted = converted or list(args)
+                converted[i] = c
+    try:
+        out = op.forward(*raw, **params)
+    except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
+        raise _explain(op, raw, params, e) from e
+    if _Mode.anomaly:
+        check_forward(out, op, None)
+    if needs_grad and _Mode.grad_enabled:
+        return Value._from_op(out, op, args if converted is None else tuple(converted), params)
+    return Value(out, requires_grad=False)
+
+
+def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
+    shapes = ", ".join(str(np.shape(a)) if _is_numeric(a) else type(a).__name__ for a in raw)
+    extra = "".join(f", {k}={v!r}" for k, v in params.items() if k != "index")
+    where = f"{op.name}: inputs of shape {shapes}{extra}"
+    if isinstance(e, np.exceptions.AxisError):
+        return AxisError(f"{where}: {e}")
+    if isinstance(e, IndexError):
+        return AxisError(f"{where}: index out of range ({e})")
+    if isinstance(e, TypeError):
+        types = ", ".join(type(a).__name__ for a in raw)
+        return DTypeError(f"{op.name}: expected real numbers or arrays, got {types} ({e})")
+    if isinstance(e, ValueError):
+        expected = f"; expected {op.expects}" if op.expects else ""
+        return ShapeError(f"{where}{expected} ({e})")
+    return e
+
+
+def _is_numeric(a: Any) -> bool:
+    return isinstance(a, np.ndarray | np.generic | float | int)
+
+
+def _data(x: Any) -> Any:
+    """Raw data of a Value (for masks, which are constants); anything else as it is."""
+    return x.data if isinstance(x, Value) else x
+
+
+BROADCASTS = "shapes that broadcast together (in each trailing dimension equal sizes, or a 1)"
+
+# --------------------------------------------------------------------------------------------------
+# Arithmetic
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: g, expects=BROADCASTS)
+def add(a, b):
+    """a + b;  d/da = g,  d/db = g"""
+    return np.add(a, b)
+
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: -g, expects=BROADCASTS)
+def subtract(a, b):
+    """a - b;  d/da = g,  d/db = -g"""
+    return np.subtract(a, b)
+
+
+@primitive(lambda g, ans, a, b: g * b,
+           lambda g, ans, a, b: g * a, expects=BROADCASTS)
+def multiply(a, b):
+    """a * b;  d/da = g * b,  d/db = g * a"""
+    return np.multiply(a, b)
+
+
+@primitive(lambda g, ans, a, b: g / b,
+           lambda g, ans, a, b: -g * ans / b, expects=BROADCASTS)
+def divide(a, b):
+    """a / b;  d/da = g / b,  d/db = -g * a / b**2  (written -g * ans / b)"""
+    return np.true_divide(a, b)
+
+
+@primitive(lambda g, ans, x: -g)
+def negative(x):
+    """-x;  d/dx = -g"""
+    return np.negative(x)
+
+
+def _power_vjp_base(g, ans, a, b):
+    # NOTE: b * a**(b-1) is 0 * inf = NaN at a = 0, b = 0; the derivative of the constant a**0 is 0.
+    if isinstance(b, int | float) and b == 0:
+        return g * 0
+    return g * b * power(a, b - 1)
+
+
+def _power_vjp_exponent(g, ans, a, b):
+    # NOTE: log(a) is -inf at a = 0, where a**b is 0 for b > 0 and the derivative is 0: use log(1) there.
+    return g * ans * log(where(_data(a) == 0, 1.0, a))
+
+
+@primitive(_power_vjp_base, _power_vjp_exponent, expects=BROADCASTS)
+def power(a, b):
+    """a ** b;  d/da = g * b * a**(b-1),  d/db = g * a**b * log(a)"""
+    return np.power(a, b)
+
+
+def _matmul_vjp_left(g, ans, a, b):
+    if np.ndim(b) == 1:                       # (..., n, k) @ (k,) -> (..., n)
+        return expand_dims(g, -1) * b
+    if np.ndim(a) == 1:                       # (k,) @ (..., k, m) -> (..., m)
+        return squeeze_last(b @ expand_dims(g, -1))
+    return g @ swapaxes(b)
+
+
+def _matmul_vjp_right(g, ans, a, b):
+    if np.ndim(a) == 1:                       # (k,) @ (..., k, m) -> (..., m)
+        return expand_dims(a, -1) * expand_dims(g, -2) if np.ndim(b) > 1 else g * a
+    if np.ndim(b) == 1:                       # (..., n, k) @ (k,) -> (..., n)
+        return squeeze_last(swapaxes(a) @ expand_dims(g, -1))
+    return swapaxes(a) @ g
+
+
+@primitive(_matmul_vjp_left, _matmul_vjp_right,
+           expects="the last axis of the left operand to equal the second-to-last axis of the right "
+                   "(or the only axis of a 1-d operand); leading batch axes must broadcast")
+def matmul(a, b):
+    """a @ b;  d/da = g @ b.T,  d/db = a.T @ g  (1-d operands as vectors, batch axes broadcast)"""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError("matmul needs operands with at least one dimension, not scalars")
+    return np.matmul(a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Elementwise functions
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, x: g * ans)
+def exp(x):
+    """exp(x);  d/dx = g * exp(x)"""
+    return np.exp(x)
+
+
+@primitive(lambda g, ans, x: g / x)
+def log(x):
+    """log(x) (natural);  d/dx = g / x.  log(0) = -inf, log(<0) = nan, as numpy."""
+    return np.log(x)
+
+
+@primitive(lambda g, ans, x: g / (2 * ans))
+def sqrt(x):
+    """sqrt(x);  d/dx = g / (2 sqrt(x)), which is inf at 0, as in PyTorch."""
+    return np.sqrt(x)
+
+
+@primitive(lambda g, ans, x: g * np.sign(_data(x)))
+def abs(x):  # noqa: A001 - numpy's name
+    """|x|;  d/dx = g * sign(x), so 0 at x = 0 (the subgradient PyTorch uses)."""
+    return np.abs(x)
+
+
+@primitive(lambda g, ans, x: g * (1 - ans * ans))
+def tanh(x):
+    """tanh(x);  d/dx = g * (1 - tanh(x)**2).  Never overflows: numpy's tanh saturates at +-1."""
+    return np.tanh(x)
+
+
+@primitive(lambda g, ans, x: g * ans * (1 - ans))
+def sigmoid(x):
+    """1 / (1 + exp(-x));  d/dx = g * s * (1 - s)."""
+    # NOTE: exp(-x) overflows for x < -709. With e = exp(-|x|) <= 1 both branches stay finite:
+    # x >= 0: 1 / (1 + e);  x < 0: e / (1 + e)  (= exp(x) / (1 + exp(x))).
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+
+
+@primitive(lambda g, ans, x: g * (_data(x) > 0))
+def relu(x):
+    """max(x, 0);  d/dx = g where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    return np.maximum(x, 0)
+
+
+def _clip_vjp(g, ans, x, lo=None, hi=None):
+    inside = np.ones(np.shape(x), dtype=bool)
+    if lo is not None:
+        inside &= _data(x) >= lo
+    if hi is not None:
+        inside &= _data(x) <= hi
+    return g * inside
+
+
+@primitive(_clip_vjp)
+def clip(x, lo=None, hi=None):
+    """x clipped to [lo, hi];  d/dx = g inside [lo, hi] (bounds included), 0 outside."""
+    if lo is None and hi is None:
+        raise ValueError("clip needs lo, hi or both")
+    return np.clip(x, lo, hi)
+
+
+def _tie_share(x, y):
+    # NOTE: at a tie the gradient is split evenly, as in PyTorch's maximum/minimum.
+    x, y = _data(x), _data(y)
+    return (x > y) + 0.5 * (x == y)
+
+
+@primitive(lambda g, ans, a, b: g * _tie_share(a, b),
+           lambda g, ans, a, b: g * _tie_share(b, a), expects=BROADCASTS)
+def maximum(a, b):
+    """elementwise max(a, b);  d/da = g where a > b, d/db = g where b > a; ties split g evenly."""
+    return np.maximum(a, b)
+
+
+@primitive(None,
+           lambda g, ans, cond, a, b: where(cond, g, 0),
+           lambda g, ans, cond, a, b: where(cond, 0, g), expects=BROADCASTS)
+def where(cond, a, b):
+    """a where cond, else b;  d/da = g where cond, d/db = g elsewhere; cond takes no gradient."""
+    return np.where(_data(cond), a, b)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reductions
+# --------------------------------------------------------------------------------------------------
+
+def _kept_shape(shape, axis):
+    """The shape a reduction over ``axis`` has with keepdims=True."""
+    axes = _normalize_axes(axis, len(shape))
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _normalize_axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    return tuple(_one_axis(a, ndim) for a in axes)
+
+
+def _one_axis(a, ndim):
+    a = operator.index(a)
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(a, ndim)
+    return a % ndim if ndim else 0
+
+
+def _sum_vjp(g, ans, x, axis=None, keepdims=False):
+    shape = np.shape(x)
+    if not keepdims:
+        g = reshape(g, _kept_shape(shape, axis))
+    return broadcast_to(g, shape)
+
+
+@primitive(_sum_vjp)
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """sum over axis;  d/dx = g broadcast back over the summed axes"""
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
+    # NOTE: ties share the gradient evenly (as PyTorch's amax/amin), so it sums to g either way.
+    shape = np.shape(x)
+    kept = _kept_shape(shape, axis)
+    hit = _data(x) == np.reshape(_data(ans), kept)
+    share = hit / np.sum(hit, axis=axis, keepdims=True)
+    return reshape(g, kept) * share
+
+
+@primitive(_extremum_vjp)
+def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """max over axis;  d/dx = g at the maximum (shared evenly between ties), 0 elsewhere"""
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+@primitive(_extremum_vjp)
+def min(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
+    """min over axis;  d/dx = g at the minimum (shared evenly between ties), 0 elsewhere"""
+    return np.min(x, axis=axis, keepdims=keepdims)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes and indexing
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, x, shape: reshape(g, np.shape(x)),
+           expects="a shape with the same number of elements")
+def reshape(x, shape):
+    """x viewed with a new shape;  d/dx = g reshaped back"""
+    return np.reshape(x, shape)
+
+
+def _transpose_vjp(g, ans, x, axes=None):
+    if axes is None:
+        return transpose(g)
+    return transpose(g, tuple(np.argsort([_one_axis(a, np.ndim(x)) for a in axes])))
+
+
+@primitive(_transpose_vjp, expects="axes that are a permutation of the array's dimensions")
+def transpose(x, axes=None):
+    """x with its axes permuted (reversed when axes is None);  d/dx = g permuted back"""
+    return np.transpose(x, axes)
+
+
+@primitive(lambda g, ans, x, shape: g, expects=BROADCASTS)
+def broadcast_to(x, shape):
+    """x repeated along broadcast axes;  d/dx = g summed over them (done by the engine's unbroadcast)"""
+    return np.broadcast_to(x, shape)
+
+
+@primitive(lambda g, ans, x, index: scatter_add(g, index, np.shape(x)), expects="a valid index")
+def getitem(x, index):
+    """x[index] (basic and advanced indexing);  d/dx = g added into zeros at index (repeats accumulate)"""
+    return x[index]
+
+
+@primitive(lambda g, ans, y, index, shape: getitem(g, index))
+def scatter_add(y, index, shape):
+    """zeros(shape) with y added at index (repeats accumulate): the adjoint of getitem;  d/dy = g[index]"""
+    out = np.zeros(shape, dtype=np.result_type(y))
+    if _is_advanced(index):
+        np.add.at(out, index, y)
+    else:
+        out[index] = y            # a basic index never names an element twice: plain assignment
+    return out
+
+
+def _is_advanced(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.any(isinstance(p, np.ndarray) and p.dtype != bool for p in parts)
+
+
+def _concatenate_vjp(argnum, g, ans, *arrays, axis=0):
+    axis = _one_axis(axis, np.ndim(ans))
+    start = builtins.sum(np.shape(a)[axis] for a in arrays[:argnum])
+    stop = start + np.shape(arrays[argnum])[axis]
+    return getitem(g, (slice(None),) * axis + (slice(start, stop),))
+
+
+def _stack_vjp(argnum, g, ans, *arrays, axis=0):
+    axis = _one_axis(axis, np.ndim(ans))
+    return getitem(g, (slice(None),) * axis + (argnum,))
+
+
+def _concatenate(*arrays, axis=0):
+    """concatenate arrays along an existing axis;  d/d(input i) = g's slice that input i filled"""
+    return np.concatenate(arrays, axis=axis)
+
+
+def _stack(*arrays, axis=0):
+    """stack arrays along a new axis;  d/d(input i) = g[..., i, ...] along that axis"""
+    return np.stack(arrays, axis=axis)
+
+
+_concatenate.__name__, _stack.__name__ = "concatenate", "stack"
+concatenate_ = _register_variadic(_concatenate, _concatenate_vjp,
+                                  "inputs with equal sizes in every axis but the one joined")
+stack_ = _register_variadic(_stack, _stack_vjp, "inputs of exactly equal shapes")
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers the rules use (compositions of the primitives above, so they work on arrays and Values)
+# --------------------------------------------------------------------------------------------------
+
+def swapaxes(x, a=-1, b=-2):
+    """x with two axes exchanged (the last two by default)."""
+    axes = list(range(np.ndim(x)))
+    axes[a], axes[b] = axes[b], axes[a]
+    return transpose(x, tuple(axes))
+
+
+def expand_dims(x, axis):
+    """x with a new axis of size 1 at ``axis``."""
+    shape = list(np.shape(x))
+    shape.insert(axis if axis >= 0 else len(shape) + axis + 1, 1)
+    return reshape(x, tuple(shape))
+
+
+def squeeze_last(x):
+    return reshape(x, np.shape(x)[:-1])
+
+
+def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """``np.concatenate`` for Values and arrays: join along an existing axis."""
+    return concatenate_(*arrays, axis=axis)
+
+
+def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
+    """``np.stack`` for Values and arrays: join along a new axis."""
+    return stack_(*arrays, axis=axis)
