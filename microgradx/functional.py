@@ -20,6 +20,10 @@ __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "fl
            "expand_dims"]
 
 
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Value) else np.asarray(x)
+
+
 def _reduced_size(shape: tuple[int, ...], axis: Any) -> int:
     return int(np.prod([shape[a] for a in ops._normalize_axes(axis, len(shape))], dtype=np.int64))
 
@@ -61,8 +65,15 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 
 def softplus(x: Any) -> Any:
-    """log(1 + exp(x)), stable for large |x|: max(x, 0) + log(1 + exp(-|x|))."""
-    return ops.relu(x) + ops.log(1 + ops.exp(-ops.abs(x)))
+    """log(1 + exp(x)), computed without overflow for any x; smooth, with exact derivatives of all orders."""
+    # NOTE: two branches, each fed only the inputs it is safe on (the inner where), so that exp() never
+    # overflows and no inf * 0 = NaN leaks into the gradient of the branch not taken:
+    #   x > 0:  x + log(1 + exp(-x))        x <= 0:  log(1 + exp(x))
+    # (max(x, 0) + log(1 + exp(-|x|)) is shorter, but its kinks at 0 give wrong derivatives there.)
+    positive = _data(x) > 0
+    xp = ops.where(positive, x, 0.0)
+    xn = ops.where(positive, 0.0, x)
+    return ops.where(positive, xp + ops.log(1 + ops.exp(-xp)), ops.log(1 + ops.exp(xn)))
 
 
 def flatten(x: Any) -> Any:

@@ -1,0 +1,197 @@
+"""Tools to check derivatives: ours, and the ones you write on top of microgradx.
+
+``gradcheck(f, *inputs)`` compares the gradient that ``backward()`` computes with central finite
+differences in float64, element by element, and says which input and which element disagree.
+``gradgradcheck`` does the same for second derivatives (the gradient of the gradient).
+
+The hypothesis strategies draw the kind of inputs a derivative test wants: small shapes, pairs of shapes
+that broadcast, and arrays kept away from kinks and domain edges (where finite differences are
+meaningless)::
+
+    from hypothesis import given
+    from microgradx.testing import arrays, gradcheck, shapes
+
+    @given(arrays(shapes(), low=-3, high=3, avoid=(0.0,)))
+    def test_my_op(x):
+        gradcheck(my_op, x)
+
+hypothesis is needed only for the strategies (``pip install hypothesis``); ``gradcheck`` needs numpy alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .engine import Value, backprop, enable_grad
+from .errors import MicrogradxError
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "numerical_gradient", "shapes",
+           "broadcastable_shapes", "arrays", "positive_arrays"]
+
+
+class GradcheckError(MicrogradxError, AssertionError):
+    """The analytic gradient disagrees with finite differences (an AssertionError, so pytest shows it)."""
+
+
+def _as_float64(x: Any) -> np.ndarray:
+    return np.array(x.data if isinstance(x, Value) else x, dtype=np.float64)
+
+
+def _scalar_output(f: Callable[..., Any], inputs: Sequence[Any], weights: list) -> Any:
+    """f's output reduced to one number by a fixed random projection, so every element is checked."""
+    out = f(*inputs)
+    if not weights:
+        rng = np.random.default_rng(0)
+        weights.append(rng.uniform(0.5, 1.5, size=np.shape(out.data if isinstance(out, Value) else out)))
+    return (out * weights[0]).sum()
+
+
+def numerical_gradient(f: Callable[..., Any], inputs: Sequence[np.ndarray], index: int,
+                       eps: float = 1e-6) -> np.ndarray:
+    """Central differences of scalar ``f(*inputs)`` with respect to ``inputs[index]``, in float64."""
+    x = inputs[index]
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)    # views: writing flat[i] moves x
+    for i in range(flat.size):
+        saved = flat[i]
+        flat[i] = saved + eps
+        up = float(_data(f(*inputs)))
+        flat[i] = saved - eps
+        down = float(_data(f(*inputs)))
+        flat[i] = saved
+        gflat[i] = (up - down) / (2 * eps)
+    return grad
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Value) else x
+
+
+def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-4, name: str | None = None) -> bool:
+    """Check ``backward()``'s gradient of ``f`` against central finite differences.
+
+    ``f`` takes one Value per input and returns a Value of any shape (a non-scalar output is reduced with
+    fixed random weights, so every output element takes part). Inputs are copied to float64 first.
+    Returns True, or raises :class:`GradcheckError` naming the input, the worst element, and both values.
+    """
+    arrays_ = [_as_float64(x) for x in inputs]
+    weights: list = []
+    values = [Value(a.copy()) for a in arrays_]
+    out = _scalar_output(f, values, weights)
+    if not isinstance(out, Value) or not out.requires_grad:
+        raise GradcheckError(f"gradcheck: {name or 'f'} does not depend on its inputs through Values")
+    out.backward()
+
+    def plain(*xs: Any) -> Any:
+        return _scalar_output(f, [Value(x, requires_grad=False) for x in xs], weights)
+
+    label = name or getattr(f, "__name__", "f")
+    for i, (v, a) in enumerate(zip(values, arrays_)):
+        analytic = np.asarray(v.grad, dtype=np.float64)
+        numeric = numerical_gradient(plain, arrays_, i, eps)
+        _compare(label, i, a, analytic, numeric, atol, rtol)
+    return True
+
+
+def gradgradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-4,
+                  rtol: float = 1e-3, name: str | None = None) -> bool:
+    """Check second derivatives: the gradient of (f's gradient . fixed random directions).
+
+    The gradient is computed with ``create_graph=True``, so this exercises every rule's own derivative.
+    """
+    label = name or getattr(f, "__name__", "f")
+    directions: list = []
+    weights: list = []
+
+    def first_derivative_projected(*xs: Any) -> Any:
+        # gradcheck's finite differences pass constants: they still need a graph for the inner gradient.
+        xs = tuple(x if x.requires_grad else Value(x.data) for x in xs)
+        with enable_grad():
+            out = _scalar_output(f, xs, weights)
+            grads = backprop(out, np.ones_like(out.data), create_graph=True, targets=tuple(xs))
+        if not directions:
+            rng = np.random.default_rng(1)
+            directions.extend(rng.uniform(0.5, 1.5, size=np.shape(x.data)) for x in xs)
+        total: Any = 0.0
+        for x, d in zip(xs, directions):
+            g = grads.get(x)
+            if g is not None:
+                total = total + (g * d).sum()
+        if not isinstance(total, Value):   # every gradient is constant: second derivative is zero
+            total = Value(total) * 0 + xs[0].sum() * 0
+        return total
+
+    return gradcheck(first_derivative_projected, *inputs, eps=eps, atol=atol, rtol=rtol,
+                     name=f"gradient of {label}")
+
+
+def _compare(label: str, i: int, x: np.ndarray, analytic: np.ndarray, numeric: np.ndarray,
+             atol: float, rtol: float) -> None:
+    if analytic.shape != x.shape:
+        raise GradcheckError(f"gradcheck of {label}: gradient of input #{i} has shape {analytic.shape}, "
+                             f"expected the input's shape {x.shape}")
+    error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    if np.all(error <= 0):
+        return
+    bad = np.where(np.isnan(error), np.inf, error)
+    worst = np.unravel_index(int(np.argmax(bad)), x.shape) if x.ndim else ()
+    raise GradcheckError(
+        f"gradcheck of {label}: input #{i} (shape {x.shape}) disagrees with finite differences "
+        f"at element {worst}: analytic {analytic[worst]!r}, numeric {numeric[worst]!r} "
+        f"(input value {x[worst]!r}; {int(np.sum(~(error <= 0)))} of {x.size} elements off; "
+        f"atol={atol}, rtol={rtol})"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# hypothesis strategies
+# --------------------------------------------------------------------------------------------------
+
+def _hypothesis() -> Any:
+    try:
+        import hypothesis.extra.numpy as hnp
+        import hypothesis.strategies as st
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("microgradx.testing's strategies need hypothesis: pip install hypothesis") from None
+    return st, hnp
+
+
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> Any:
+    """Strategy for small array shapes (tuples), 0-d included by default."""
+    _, hnp = _hypothesis()
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4) -> Any:
+    """Strategy for a tuple of ``num_shapes`` shapes that broadcast together (sizes of 1, missing axes)."""
+    st, hnp = _hypothesis()
+    return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims,
+                                             max_side=max_side).map(lambda bs: bs.input_shapes)
+
+
+def arrays(shape: Any, low: float = -3.0, high: float = 3.0, avoid: Sequence[float] = (),
+           margin: float = 0.1, dtype: Any = np.float64) -> Any:
+    """Strategy for float arrays in [low, high] whose elements stay ``margin`` away from each of ``avoid``.
+
+    Use ``avoid`` for kinks (``relu`` and ``abs`` at 0, ``clip`` at its bounds): finite differences across
+    a kink measure neither side's derivative. ``shape`` may be a tuple or a strategy of tuples.
+    """
+    st, hnp = _hypothesis()
+    elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=64)
+    if avoid:
+        elements = elements.filter(lambda v: all(abs(v - k) > margin for k in avoid))
+    if isinstance(shape, tuple):
+        shape = st.just(shape)
+    return shape.flatmap(lambda s: hnp.arrays(np.float64, s, elements=elements)).map(
+        lambda a: a.astype(dtype))
+
+
+def positive_arrays(shape: Any, low: float = 0.5, high: float = 3.0, dtype: Any = np.float64) -> Any:
+    """Strategy for arrays in [low, high] with low > 0: inputs for log, sqrt, fractional powers."""
+    if low <= 0:
+        raise ValueError("positive_arrays: low must be > 0")
+    return arrays(shape, low=low, high=high, dtype=dtype)

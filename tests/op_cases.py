@@ -1,0 +1,263 @@
+"""One input spec per op: how to draw valid inputs and call it. The property tests run every case.
+
+A case is ``OpCase(name, draw)``: ``draw(data)`` returns ``(f, inputs)`` where ``f`` takes one Value per
+input. Inputs stay away from kinks (relu and abs at 0, clip bounds, ties in max/min/maximum) and domain
+edges (log and sqrt near 0), where finite differences cannot check a derivative.
+
+``test_every_op_has_a_case`` fails when an op in ``ops.PRIMITIVES`` or ``functional.__all__`` has no case
+here, so a new op cannot go untested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+
+import microgradx as mg
+from microgradx import functional as F
+from microgradx import ops
+from microgradx.testing import arrays, broadcastable_shapes, positive_arrays, shapes
+
+
+@dataclass(frozen=True)
+class OpCase:
+    name: str
+    draw: Any  # (data) -> (f, [input arrays])
+    covers: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _pair(data, low=-3.0, high=3.0, avoid=()):
+    sa, sb = data.draw(broadcastable_shapes(2))
+    return data.draw(arrays(sa, low, high, avoid)), data.draw(arrays(sb, low, high, avoid))
+
+
+def _one(data, low=-3.0, high=3.0, avoid=(), min_dims=0):
+    return data.draw(arrays(shapes(min_dims=min_dims), low, high, avoid))
+
+
+def _distinct(data, min_dims=1):
+    """An array whose elements differ by at least 0.4: no ties for max/min."""
+    shape = data.draw(shapes(min_dims=min_dims))
+    n = int(np.prod(shape))
+    perm = np.array(data.draw(st.permutations(range(n))), dtype=np.float64)
+    jitter = data.draw(arrays((n,), 0.0, 0.1))
+    return ((perm - n / 2) * 0.5 + jitter).reshape(shape)
+
+
+def _axis(data, ndim):
+    """None, one axis (maybe negative), or a tuple of distinct axes."""
+    if ndim == 0:
+        return None
+    return data.draw(st.one_of(
+        st.none(),
+        st.integers(-ndim, ndim - 1),
+        st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(tuple),
+    ))
+
+
+def _binary(name, fn, **kw):
+    def draw(data):
+        return fn, list(_pair(data, **kw))
+    return OpCase(name, draw)
+
+
+def _unary(name, fn, **kw):
+    def draw(data):
+        return fn, [_one(data, **kw)]
+    return OpCase(name, draw)
+
+
+def _divide(data):
+    a, b = _pair(data)
+    sign = np.where(b >= 0, 1.0, -1.0)
+    return (lambda x, y: x / y), [a, sign * (0.5 + np.abs(b))]
+
+
+def _power_const(data):
+    p = data.draw(st.sampled_from([-2.0, -0.5, 0.0, 0.5, 1.5, 2.0, 3.0]))
+    return (lambda x: x ** p), [data.draw(positive_arrays(shapes()))]
+
+
+def _power_int_negative_base(data):
+    p = data.draw(st.sampled_from([2, 3]))
+    return (lambda x: x ** p), [_one(data)]
+
+
+def _power_both(data):
+    sa, sb = data.draw(broadcastable_shapes(2))
+    return (lambda x, y: x ** y), [data.draw(positive_arrays(sa)), data.draw(arrays(sb, -2, 2))]
+
+
+def _rpow(data):
+    return (lambda x: 2.0 ** x), [_one(data)]
+
+
+def _matmul(data):
+    n, k, m = (data.draw(st.integers(1, 4)) for _ in range(3))
+    kind = data.draw(st.sampled_from(["mm", "vec-mat", "mat-vec", "vec-vec", "batched", "batch-bcast"]))
+    shapes_ = {"mm": ((n, k), (k, m)), "vec-mat": ((k,), (k, m)), "mat-vec": ((n, k), (k,)),
+               "vec-vec": ((k,), (k,)), "batched": ((2, n, k), (2, k, m)),
+               "batch-bcast": ((3, n, k), (k, m))}[kind]
+    return (lambda a, b: a @ b), [data.draw(arrays(s)) for s in shapes_]
+
+
+def _clip(data):
+    x = _one(data, avoid=(-1.0, 1.0))
+    return (lambda v: v.clip(-1.0, 1.0)), [x]
+
+
+def _on_grid(data, shape, offset):
+    """Elements 0.5 * k + offset + jitter (jitter < 0.1): two grids with offsets 0 and 0.25 never tie."""
+    k = data.draw(arrays(shape, -6, 6)).round()
+    return 0.5 * k + offset + data.draw(arrays(shape, 0.0, 0.1))
+
+
+def _maximum(data):
+    sa, sb = data.draw(broadcastable_shapes(2))
+    return mg.maximum, [_on_grid(data, sa, 0.0), _on_grid(data, sb, 0.25)]
+
+
+def _where(data):
+    sc, sa, sb = data.draw(broadcastable_shapes(3))
+    cond = data.draw(st.just(sc).flatmap(lambda s: st.lists(
+        st.booleans(), min_size=int(np.prod(s)), max_size=int(np.prod(s))).map(
+        lambda bits, s=s: np.array(bits, dtype=bool).reshape(s))))
+    return (lambda a, b: mg.where(cond, a, b)), [data.draw(arrays(sa)), data.draw(arrays(sb))]
+
+
+def _reduction(fn, distinct=False):
+    def draw(data):
+        x = _distinct(data) if distinct else _one(data)
+        axis = _axis(data, x.ndim)
+        keepdims = data.draw(st.booleans())
+        return (lambda v: fn(v, axis=axis, keepdims=keepdims)), [x]
+    return draw
+
+
+def _reshape(data):
+    x = _one(data)
+    target = data.draw(st.sampled_from([(-1,), x.shape[::-1], (1,) + x.shape, (x.size, 1)]))
+    return (lambda v: v.reshape(target)), [x]
+
+
+def _transpose(data):
+    x = _one(data)
+    axes = data.draw(st.permutations(range(x.ndim)).map(tuple))
+    return (lambda v: v.transpose(axes) if axes else v.T), [x]
+
+
+def _broadcast_to(data):
+    x = _one(data, min_dims=1)
+    shape = (2,) + tuple(3 if n == 1 else n for n in x.shape)
+    return (lambda v: mg.broadcast_to(v, shape)), [x]
+
+
+def _getitem(data):
+    x = _one(data, min_dims=1)
+    n = x.shape[0]
+    kind = data.draw(st.sampled_from(["int", "slice", "array-repeats", "mask", "negative-step", "tuple"]))
+    if kind == "int":
+        index: Any = data.draw(st.integers(-n, n - 1))
+    elif kind == "slice":
+        index = slice(data.draw(st.integers(0, n - 1)), None)
+    elif kind == "array-repeats":
+        index = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6)))
+    elif kind == "mask":
+        index = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    elif kind == "negative-step":
+        index = slice(None, None, -1)
+    else:
+        index = (Ellipsis, 0)
+    return (lambda v: v[index]), [x]
+
+
+def _scatter_add(data):
+    n = data.draw(st.integers(1, 5))
+    index = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6)))
+    y = data.draw(arrays((len(index),)))
+    return (lambda v: ops.scatter_add(v, index=index, shape=(n,))), [y]
+
+
+def _join(fn):
+    def draw(data):
+        base = data.draw(shapes(min_dims=1))
+        count = data.draw(st.integers(1, 3))
+        axis = data.draw(st.integers(-len(base), len(base) - 1))
+        if fn is mg.concatenate:
+            parts = [data.draw(arrays(base[:axis % len(base)] + (data.draw(st.integers(1, 3)),)
+                                      + base[axis % len(base) + 1:])) for _ in range(count)]
+        else:
+            parts = [data.draw(arrays(base)) for _ in range(count)]
+        return (lambda *vs: fn(list(vs), axis=axis)), parts
+    return draw
+
+
+def _axis_composite(fn):
+    def draw(data):
+        x = _one(data, min_dims=1)
+        axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+        return (lambda v: fn(v, axis=axis)), [x]
+    return draw
+
+
+def _squeeze(data):
+    x = data.draw(arrays(st.sampled_from([(1, 3), (2, 1, 2), (1,), (1, 1)])))
+    return F.squeeze, [x]
+
+
+def _expand_dims(data):
+    x = _one(data)
+    axis = data.draw(st.integers(-x.ndim - 1, x.ndim))
+    return (lambda v: F.expand_dims(v, axis)), [x]
+
+
+CASES: list[OpCase] = [
+    _binary("add", lambda a, b: a + b),
+    _binary("subtract", lambda a, b: a - b),
+    _binary("radd-rsub-constants", lambda a, b: 1.0 - a + (b * 0 + 2.0)),
+    _binary("multiply", lambda a, b: a * b),
+    OpCase("divide", _divide),
+    OpCase("rdivide", lambda d: ((lambda x: 1.0 / x), [0.5 + np.abs(_one(d))])),
+    _unary("negative", lambda x: -x),
+    OpCase("power", _power_const),
+    OpCase("power-int-negative-base", _power_int_negative_base),
+    OpCase("power-value-exponent", _power_both),
+    OpCase("rpow", _rpow),
+    OpCase("matmul", _matmul),
+    _unary("exp", lambda x: x.exp()),
+    OpCase("log", lambda d: ((lambda x: x.log()), [d.draw(positive_arrays(shapes()))])),
+    OpCase("sqrt", lambda d: ((lambda x: x.sqrt()), [d.draw(positive_arrays(shapes()))])),
+    _unary("abs", lambda x: x.abs(), avoid=(0.0,)),
+    _unary("tanh", lambda x: x.tanh()),
+    _unary("sigmoid", lambda x: x.sigmoid()),
+    _unary("relu", lambda x: x.relu(), avoid=(0.0,)),
+    OpCase("clip", _clip),
+    OpCase("maximum", _maximum),
+    OpCase("where", _where),
+    OpCase("sum", _reduction(mg.sum)),
+    OpCase("max", _reduction(mg.max, distinct=True)),
+    OpCase("min", _reduction(mg.min, distinct=True)),
+    OpCase("reshape", _reshape),
+    OpCase("transpose", _transpose),
+    OpCase("broadcast_to", _broadcast_to),
+    OpCase("getitem", _getitem),
+    OpCase("scatter_add", _scatter_add),
+    OpCase("concatenate", _join(mg.concatenate)),
+    OpCase("stack", _join(mg.stack)),
+    # composites
+    OpCase("mean", _reduction(F.mean)),
+    OpCase("var", _reduction(F.var)),
+    OpCase("logsumexp", _reduction(F.logsumexp)),
+    OpCase("softmax", _axis_composite(F.softmax)),
+    OpCase("log_softmax", _axis_composite(F.log_softmax)),
+    _unary("softplus", F.softplus),
+    _unary("flatten", F.flatten),
+    OpCase("squeeze", _squeeze),
+    OpCase("expand_dims", _expand_dims),
+]
