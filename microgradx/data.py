@@ -1,0 +1,434 @@
+"""MNIST 3s and 7s: readers for the formats users have on disk, the bundled sample, and batching.
+
+One entry point, :func:`load_mnist_3_7`, picks the reader from what it finds:
+
+- nothing (``None``): the 1,000-image sample shipped in ``microgradx/datasets``;
+- a folder in fastai's MNIST_SAMPLE layout (``train/3/*.png`` ... ``valid/7/*.png``);
+- a folder of MNIST IDX files (``train-images-idx3-ubyte[.gz]`` and friends).
+
+Every problem with a file or folder raises :class:`~microgradx.errors.DataError`, whose message starts with
+the path. numpy is the only import at module level; Pillow is imported by the PNG reader alone.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.resources
+import math
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from .errors import DataError, DTypeError
+
+__all__ = [
+    "DataLoader",
+    "MnistData",
+    "load_bundled_sample",
+    "load_idx_pair",
+    "load_mnist_3_7",
+    "load_png_folder",
+    "read_idx",
+    "to_features",
+    "to_targets",
+]
+
+PathLike = str | os.PathLike[str]
+
+IMAGE_SHAPE = (28, 28)
+DIGITS = (3, 7)
+SPLITS = ("train", "valid")
+
+_IDX_MAGIC = {2049: "labels", 2051: "images"}
+_IDX_UBYTE = 0x08
+_GZIP_MAGIC = b"\x1f\x8b"
+_READ_CHUNK = 1 << 20
+_SAMPLE_NAME = "mnist_3_7_sample.npz"
+_SAMPLE_KEYS = ("train_images", "train_labels", "valid_images", "valid_labels")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == has no single truth value
+class MnistData:
+    """Images (N, 28, 28) uint8 and labels (N,) uint8 holding the digits 3 and 7, for both splits."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    valid_images: np.ndarray
+    valid_labels: np.ndarray
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The entry point
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_mnist_3_7(path: PathLike | None = None) -> MnistData:
+    """Load MNIST 3s and 7s from ``path``, or the bundled sample when ``path`` is None.
+
+    ``path`` is a folder in one of two layouts:
+
+    - fastai's MNIST_SAMPLE: ``train/3``, ``train/7``, ``valid/3``, ``valid/7``, each full of 28x28
+      grayscale PNGs (see :func:`load_png_folder`);
+    - MNIST IDX files, raw or gzipped: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+      ``valid-images-idx3-ubyte``, ``valid-labels-idx1-ubyte`` (MNIST's own ``t10k-`` prefix is accepted
+      for the valid split).
+
+    Raises:
+        DataError: the path is missing or in neither layout, a file is missing, unreadable or corrupt, or a
+            label is anything but 3 or 7.
+    """
+    if path is None:
+        return load_bundled_sample()
+    root = Path(path)
+    if not root.is_dir():
+        problem = "is not a folder" if root.exists() else "no such folder"
+        raise DataError(f"{root}: {problem}; {_EXPECTED_LAYOUTS}")
+    if (root / "train").is_dir():
+        return _from_png_folder(root)
+    if _find_idx(root, "train", "images") is not None:
+        return _from_idx_folder(root)
+    raise DataError(
+        f"{root}: found neither a train/ folder nor train-images-idx3-ubyte[.gz]; {_EXPECTED_LAYOUTS}"
+    )
+
+
+_EXPECTED_LAYOUTS = (
+    "expected fastai's MNIST_SAMPLE layout (train/3, train/7, valid/3, valid/7 holding PNGs) or MNIST IDX "
+    "files ({train,valid}-images-idx3-ubyte[.gz] and {train,valid}-labels-idx1-ubyte[.gz])"
+)
+
+
+def load_bundled_sample() -> MnistData:
+    """The 1,000-image sample shipped with the package: 400 + 100 of each digit, from MNIST's training set.
+
+    Raises:
+        DataError: the packaged file is missing or damaged (a broken install).
+    """
+    resource = importlib.resources.files("microgradx") / "datasets" / _SAMPLE_NAME
+    try:
+        with resource.open("rb") as f, np.load(f) as npz:
+            arrays = {key: npz[key] for key in _SAMPLE_KEYS}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{resource}: cannot read the bundled sample ({exc})") from exc
+    for split in SPLITS:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.dtype != np.uint8 or images.shape[1:] != IMAGE_SHAPE or labels.shape != images.shape[:1]:
+            raise DataError(f"{resource}: {split} arrays have unexpected shapes or dtypes")
+        _check_labels(labels, resource)
+    n_train, n_valid = len(arrays["train_labels"]), len(arrays["valid_labels"])
+    return MnistData(**arrays, source=f"bundled sample ({n_train} train, {n_valid} valid)")
+
+
+def _from_png_folder(root: Path) -> MnistData:
+    train_images, train_labels = load_png_folder(root, "train")
+    valid_images, valid_labels = load_png_folder(root, "valid")
+    source = f"PNG folder {root} ({len(train_labels)} train, {len(valid_labels)} valid)"
+    return MnistData(train_images, train_labels, valid_images, valid_labels, source)
+
+
+def _from_idx_folder(root: Path) -> MnistData:
+    arrays = {}
+    for split in SPLITS:
+        images_path = _find_idx(root, split, "images")
+        labels_path = _find_idx(root, split, "labels")
+        if images_path is None or labels_path is None:
+            kind = "images-idx3" if images_path is None else "labels-idx1"
+            raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {_EXPECTED_LAYOUTS}")
+        images, labels = load_idx_pair(images_path, labels_path)
+        _check_labels(labels, labels_path)
+        arrays[split] = images, labels
+    (train_images, train_labels), (valid_images, valid_labels) = arrays["train"], arrays["valid"]
+    source = f"IDX files in {root} ({len(train_labels)} train, {len(valid_labels)} valid)"
+    return MnistData(train_images, train_labels, valid_images, valid_labels, source)
+
+
+def _find_idx(root: Path, split: str, kind: str) -> Path | None:
+    dims = 3 if kind == "images" else 1
+    prefixes = ("valid", "t10k") if split == "valid" else (split,)
+    for prefix in prefixes:
+        for suffix in ("", ".gz"):
+            candidate = root / f"{prefix}-{kind}-idx{dims}-ubyte{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _check_labels(labels: np.ndarray, where: object) -> None:
+    bad = np.flatnonzero(~np.isin(labels, DIGITS))
+    if bad.size:
+        raise DataError(f"{where}: label {labels[bad[0]]} at index {bad[0]}; expected only 3s and 7s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# IDX files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def read_idx(path: PathLike) -> np.ndarray:
+    """Read an MNIST IDX file of unsigned bytes, gzipped or raw (told apart by content, not by name).
+
+    Returns uint8 images (n, rows, cols) for magic number 2051, or uint8 labels (n,) for 2049.
+
+    The header is checked before any data is read, and data is read in bounded chunks, so a header claiming
+    billions of items or a gzip bomb costs at most what the file really holds, never what it claims.
+
+    Raises:
+        DataError: the file is missing or unreadable, has another magic number or data type, is truncated,
+            has bytes past the end the header gives, or is corrupt gzip.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(2) == _GZIP_MAGIC:
+                raw.seek(0)
+                with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                    return _parse_idx(unzipped, path, file_size=None)
+            raw.seek(0)
+            return _parse_idx(raw, path, file_size=os.fstat(raw.fileno()).st_size)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt gzip data ({exc})") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+
+
+def load_idx_pair(images_path: PathLike, labels_path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read an images file and its labels file: uint8 images (N, 28, 28) and uint8 labels (N,).
+
+    Raises:
+        DataError: either file fails :func:`read_idx`, holds the other kind of data, images are not
+            28x28, or the two files disagree on N.
+    """
+    images = read_idx(images_path)
+    if images.ndim != 3:
+        raise DataError(f"{images_path}: holds labels (magic 2049), expected images (magic 2051)")
+    if images.shape[1:] != IMAGE_SHAPE:
+        rows, cols = images.shape[1:]
+        raise DataError(f"{images_path}: images are {rows}x{cols} pixels, expected 28x28")
+    labels = read_idx(labels_path)
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: holds images (magic 2051), expected labels (magic 2049)")
+    if len(images) != len(labels):
+        raise DataError(
+            f"{images_path}: holds {len(images)} images but {labels_path} holds {len(labels)} labels"
+        )
+    return images, labels
+
+
+def _parse_idx(stream: IO[bytes], path: Path, file_size: int | None) -> np.ndarray:
+    # file_size is known for raw files only; for gzip the decompressed size shows itself as we read.
+    head = _read_at_most(stream, 4)
+    if len(head) < 4:
+        raise DataError(f"{path}: only {len(head)} bytes, too short for an IDX header")
+    magic = int.from_bytes(head, "big")
+    if head[:2] != b"\0\0":
+        raise DataError(f"{path}: not an IDX file (magic number {magic:#010x}; expected 2049 or 2051)")
+    if head[2] != _IDX_UBYTE:
+        raise DataError(f"{path}: IDX data type code {head[2]:#04x}; only 0x08 (unsigned byte) is supported")
+    if magic not in _IDX_MAGIC:
+        raise DataError(
+            f"{path}: IDX file with {head[3]} dimensions (magic {magic}); expected 2049 for labels "
+            "(1 dimension) or 2051 for images (3 dimensions)"
+        )
+    ndim = head[3]
+    dims_bytes = _read_at_most(stream, 4 * ndim)
+    if len(dims_bytes) < 4 * ndim:
+        raise DataError(f"{path}: truncated header: {ndim} dimension sizes need {4 * ndim} bytes")
+    dims = struct.unpack(f">{ndim}I", dims_bytes)
+    claimed = math.prod(dims)
+    shape = " x ".join(map(str, dims))
+    header_size = 4 + 4 * ndim
+    if file_size is not None and file_size - header_size < claimed:
+        raise DataError(
+            f"{path}: truncated: the header claims {shape} = {claimed} bytes of data "
+            f"but the file holds {file_size - header_size}"
+        )
+    # One byte past the claim is enough to tell that there is trailing data, without reading all of it.
+    payload = _read_at_most(stream, claimed + 1)
+    if len(payload) < claimed:
+        raise DataError(
+            f"{path}: truncated: the header claims {shape} = {claimed} bytes of data "
+            f"but the file holds {len(payload)}"
+        )
+    if len(payload) > claimed:
+        raise DataError(f"{path}: unexpected bytes after the {shape} = {claimed} bytes the header claims")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+
+
+def _read_at_most(stream: IO[bytes], limit: int) -> bytearray:
+    # Chunked because a single read(limit) makes Python allocate `limit` bytes up front, and `limit` comes
+    # from a header that may lie; this way memory grows only with the bytes that actually arrive.
+    buffer = bytearray()
+    while len(buffer) < limit:
+        chunk = stream.read(min(limit - len(buffer), _READ_CHUNK))
+        if not chunk:
+            break
+        buffer += chunk
+    return buffer
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PNG folders
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_png_folder(root: PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``root/split/3/*.png`` and ``root/split/7/*.png`` (fastai's MNIST_SAMPLE layout).
+
+    Returns uint8 images (N, 28, 28), all 3s first and then all 7s, and uint8 labels (N,) taken from the
+    folder names. Within a folder, files are ordered by their numeric stem (``2.png`` before ``10.png``),
+    then by name. Files whose names do not end in ``.png`` are ignored, and so are hidden files (such as the
+    ``._*`` files macOS leaves beside copies).
+
+    Each PNG must decode to a 28x28 grayscale image of Pillow's mode ``L`` (8-bit grey; Pillow also widens
+    2- and 4-bit grey to 0..255 for us). Colour, palette, alpha, 1-bit and 16-bit images are refused rather
+    than converted, since converting them would hide that the folder is not what it claims to be.
+
+    Raises:
+        DataError: ``root``, ``root/split`` or a digit folder is missing, a digit folder holds no PNG, or a
+            PNG cannot be decoded, is not grayscale mode ``L``, or is not 28x28.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; {_EXPECTED_LAYOUTS}")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: no such folder; expected {split}/3 and {split}/7 holding PNGs")
+    files: list[tuple[int, Path]] = []
+    for digit in DIGITS:
+        folder = split_dir / str(digit)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such folder; expected the PNGs of the digit {digit} here")
+        pngs = _png_files(folder)
+        if not pngs:
+            raise DataError(f"{folder}: holds no .png files")
+        files += [(digit, png) for png in pngs]
+
+    images = np.empty((len(files), *IMAGE_SHAPE), dtype=np.uint8)
+    labels = np.empty(len(files), dtype=np.uint8)
+    for i, (digit, png) in enumerate(files):
+        images[i] = _read_png(png)
+        labels[i] = digit
+    return images, labels
+
+
+def _png_files(folder: Path) -> list[Path]:
+    def order(name: str) -> tuple[bool, int, str]:
+        stem = name[:-4]
+        # isdecimal rather than isdigit: int() rejects some "digits" such as superscripts.
+        return (False, int(stem), name) if stem.isdecimal() else (True, 0, name)
+
+    with os.scandir(folder) as entries:
+        names = [
+            e.name
+            for e in entries
+            if e.name.lower().endswith(".png") and not e.name.startswith(".") and e.is_file()
+        ]
+    return [folder / name for name in sorted(names, key=order)]
+
+
+def _read_png(path: Path) -> np.ndarray:
+    from PIL import Image  # lazily: only this reader needs Pillow
+
+    # Pillow reports a damaged file through any of these, depending on where the damage is.
+    errors = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+    errors += (Image.DecompressionBombError,)
+    try:
+        image = Image.open(path, formats=("PNG",))
+    except errors as exc:
+        raise DataError(f"{path}: not a readable PNG ({exc})") from exc
+    with image:
+        # Checked before decoding, so that a PNG claiming a huge canvas is refused without inflating it.
+        if image.mode != "L":
+            raise DataError(f"{path}: image mode {image.mode}, expected 8-bit grayscale (mode L)")
+        if image.size != IMAGE_SHAPE:
+            width, height = image.size
+            raise DataError(f"{path}: {width}x{height} pixels, expected 28x28")
+        try:
+            image.load()
+        except errors as exc:
+            raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
+        return np.asarray(image)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arrays for training
+# ---------------------------------------------------------------------------------------------------------
+
+
+def to_features(images: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
+    """Flatten uint8 images (N, 28, 28) to (N, 784) and scale pixels from 0..255 to [0, 1].
+
+    Raises:
+        DTypeError: ``images`` is not uint8 (scaling floats again would silently shrink them by 255).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise DTypeError(f"to_features expects uint8 pixels (0..255), got {images.dtype}")
+    features = images.reshape(len(images), -1).astype(dtype)
+    features /= 255
+    return features
+
+
+def to_targets(labels: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
+    """Labels (N,) of 3s and 7s to targets (N, 1): 1.0 for a 3, 0.0 for a 7 (fastbook's ``train_y``).
+
+    Raises:
+        DataError: a label is neither 3 nor 7.
+    """
+    labels = np.asarray(labels)
+    _check_labels(labels.ravel(), "to_targets")
+    return (labels == 3).astype(dtype).reshape(-1, 1)
+
+
+class DataLoader:
+    """Iterate over ``(xb, yb)`` numpy batches of ``batch_size`` rows; the last batch may be smaller.
+
+    With ``shuffle=True`` every pass (every ``iter()``) draws a fresh permutation from a generator the loader
+    owns, seeded once with ``seed``: two loaders with the same seed yield the same epochs, bit for bit.
+
+    Raises:
+        ValueError: ``batch_size`` is not a positive integer.
+        DataError: ``x`` and ``y`` have different lengths.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        batch_size: int = 256,
+        shuffle: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        if len(self.x) != len(self.y):
+            raise DataError(f"x has {len(self.x)} rows but y has {len(self.y)}")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        # The permutation is drawn here, not lazily in the generator, so that the order of iter() calls
+        # alone decides which epoch gets which permutation.
+        order = self._rng.permutation(len(self.x)) if self.shuffle else None
+        return self._batches(order)
+
+    def _batches(self, order: np.ndarray | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, len(self.x), self.batch_size):
+            if order is None:
+                rows = slice(start, start + self.batch_size)
+            else:
+                rows = order[start : start + self.batch_size]
+            yield self.x[rows], self.y[rows]
