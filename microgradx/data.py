@@ -46,12 +46,17 @@ IMAGE_SHAPE = (28, 28)
 DIGITS = (3, 7)
 SPLITS = ("train", "valid")
 
-_IDX_MAGIC = {2049: "labels", 2051: "images"}
+_IDX_MAGICS = (2049, 2051)  # labels, images
 _IDX_UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 20
 _SAMPLE_NAME = "mnist_3_7_sample.npz"
 _SAMPLE_KEYS = ("train_images", "train_labels", "valid_images", "valid_labels")
+
+_EXPECTED_LAYOUTS = (
+    "expected fastai's MNIST_SAMPLE layout (train/3, train/7, valid/3, valid/7 holding PNGs) or MNIST IDX "
+    "files ({train,valid}-images-idx3-ubyte[.gz] and {train,valid}-labels-idx1-ubyte[.gz])"
+)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == has no single truth value
@@ -98,12 +103,6 @@ def load_mnist_3_7(path: PathLike | None = None) -> MnistData:
     raise DataError(
         f"{root}: found neither a train/ folder nor train-images-idx3-ubyte[.gz]; {_EXPECTED_LAYOUTS}"
     )
-
-
-_EXPECTED_LAYOUTS = (
-    "expected fastai's MNIST_SAMPLE layout (train/3, train/7, valid/3, valid/7 holding PNGs) or MNIST IDX "
-    "files ({train,valid}-images-idx3-ubyte[.gz] and {train,valid}-labels-idx1-ubyte[.gz])"
-)
 
 
 def load_bundled_sample() -> MnistData:
@@ -177,8 +176,9 @@ def read_idx(path: PathLike) -> np.ndarray:
 
     Returns uint8 images (n, rows, cols) for magic number 2051, or uint8 labels (n,) for 2049.
 
-    The header is checked before any data is read, and data is read in bounded chunks, so a header claiming
-    billions of items or a gzip bomb costs at most what the file really holds, never what it claims.
+    The header is checked before the data is read, and the data is read in chunks up to one byte past what
+    the header claims, so neither a header claiming billions of items nor a gzip bomb can take more memory
+    than the smaller of the two: the header's claim and what the file really holds.
 
     Raises:
         DataError: the file is missing or unreadable, has another magic number or data type, is truncated,
@@ -232,7 +232,7 @@ def _parse_idx(stream: IO[bytes], path: Path, file_size: int | None) -> np.ndarr
         raise DataError(f"{path}: not an IDX file (magic number {magic:#010x}; expected 2049 or 2051)")
     if head[2] != _IDX_UBYTE:
         raise DataError(f"{path}: IDX data type code {head[2]:#04x}; only 0x08 (unsigned byte) is supported")
-    if magic not in _IDX_MAGIC:
+    if magic not in _IDX_MAGICS:
         raise DataError(
             f"{path}: IDX file with {head[3]} dimensions (magic {magic}); expected 2049 for labels "
             "(1 dimension) or 2051 for images (3 dimensions)"
