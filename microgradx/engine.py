@@ -351,7 +351,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     while stack:
         node = stack.pop()
         for arg in node._args:
-            if type(arg) is Value and arg.requires_grad:  # subclasses are not made by ops
+            if isinstance(arg, Value) and arg.requires_grad:
                 if arg in pending:
                     pending[arg] += 1
                 else:
@@ -366,20 +366,19 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     with (enable_grad() if create_graph else no_grad()):
         while ready:
             node = ready.pop()
-            g = grads[node]
+            g = grads.get(node)   # None when no path from the root carried a gradient (a mask input)
             op = node._op
-            if op is None:
-                continue
             args = node._args
-            if create_graph:
-                ans, inputs = node, args
-            else:
-                ans = node.data
-                inputs = [a.data if type(a) is Value else a for a in args]
+            if g is not None and op is not None:
+                if create_graph:
+                    ans, inputs = node, args
+                else:
+                    ans = node.data
+                    inputs = [a.data if isinstance(a, Value) else a for a in args]
             for i, arg in enumerate(args):
-                if type(arg) is not Value or not arg.requires_grad:
+                if not isinstance(arg, Value) or not arg.requires_grad:
                     continue
-                if relevant is None or arg in relevant:
+                if g is not None and (relevant is None or arg in relevant):
                     vjp = op.vjps[i]
                     if vjp is not None:
                         gi = vjp(g, ans, *inputs, **node._params)
@@ -409,7 +408,7 @@ def _leading_to(targets: tuple[Value, ...], nodes: dict[Value, int]) -> set[Valu
         while stack:
             node, it = stack[-1]
             for arg in it:
-                if type(arg) is Value and arg in nodes and arg not in seen:
+                if isinstance(arg, Value) and arg in nodes and arg not in seen:
                     seen.add(arg)
                     stack.append((arg, iter(arg._args)))
                     break
@@ -417,14 +416,15 @@ def _leading_to(targets: tuple[Value, ...], nodes: dict[Value, int]) -> set[Valu
                 stack.pop()
                 order.append(node)
     for node in order:
-        if node not in relevant and any(type(a) is Value and a in relevant for a in node._args):
+        if node not in relevant and any(isinstance(a, Value) and a in relevant for a in node._args):
             relevant.add(node)
     return relevant
 
 
 def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g.shape``."""
-    from .ops import reshape, sum as sum_
+    from .ops import reshape
+    from .ops import sum as sum_
 
     extra = g.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
@@ -495,9 +495,11 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
         if out.size != 1:
             raise GradientError(f"grad: the function must return a single number, got shape {out.shape}; "
                                 "reduce it first (e.g. .sum()) or use backward(gradient=...)")
-        grads = backprop(out, np.ones_like(out.data), create_graph, tuple(targets)) if out.requires_grad else {}
+        grads = {}
+        if out.requires_grad:
+            grads = backprop(out, np.ones_like(out.data), create_graph, tuple(targets))
         results = []
-        for t, is_traced in zip(targets, traced):
+        for t, is_traced in zip(targets, traced, strict=True):
             g = grads.get(t)
             if g is None:
                 g = np.zeros_like(t.data)

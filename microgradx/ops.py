@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, _Mode, check_forward, to_array
+from .engine import Value, _Mode, _user_site, check_forward, to_array
 from .errors import AxisError, DTypeError, ShapeError
 
 Rule = Callable[..., Any]
@@ -67,7 +67,7 @@ class Primitive:
             if len(extra) > len(self.param_names):
                 raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
                                 f"positional arguments but {len(args)} were given")
-            params.update(zip(self.param_names, extra))
+            params.update(zip(self.param_names, extra, strict=False))
             args = args[:self.n_inputs]
         for a in args:
             if isinstance(a, Value):
@@ -125,7 +125,7 @@ def _apply(op: Primitive, args: tuple, params: dict) -> Any:
     except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
         raise _explain(op, raw, params, e) from e
     if _Mode.anomaly:
-        check_forward(out, op, None)
+        check_forward(out, op, _user_site())
     if needs_grad and _Mode.grad_enabled:
         return Value._from_op(out, op, args if converted is None else tuple(converted), params)
     return Value(out, requires_grad=False)

@@ -90,7 +90,7 @@ def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: floa
         return _scalar_output(f, [Value(x, requires_grad=False) for x in xs], weights)
 
     label = name or getattr(f, "__name__", "f")
-    for i, (v, a) in enumerate(zip(values, arrays_)):
+    for i, (v, a) in enumerate(zip(values, arrays_, strict=True)):
         analytic = np.asarray(v.grad, dtype=np.float64)
         numeric = numerical_gradient(plain, arrays_, i, eps)
         _compare(label, i, a, analytic, numeric, atol, rtol)
@@ -117,7 +117,7 @@ def gradgradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: 
             rng = np.random.default_rng(1)
             directions.extend(rng.uniform(0.5, 1.5, size=np.shape(x.data)) for x in xs)
         total: Any = 0.0
-        for x, d in zip(xs, directions):
+        for x, d in zip(xs, directions, strict=True):
             g = grads.get(x)
             if g is not None:
                 total = total + (g * d).sum()

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 import microgradx as mg
 from microgradx import functional, ops
 from microgradx.testing import gradcheck, gradgradcheck
+
 from op_cases import CASES
 
 

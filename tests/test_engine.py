@@ -1,0 +1,347 @@
+"""The engine's contract: what a Value is, how backward behaves, grad modes, higher order, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microgradx as mg
+from microgradx import ops
+from microgradx.errors import AnomalyError, AxisError, DTypeError, GradientError, ShapeError
+
+# --------------------------------------------------------------------------------------------------
+# The issue's own example
+# --------------------------------------------------------------------------------------------------
+
+
+def test_slope_of_square_at_three_is_six():
+    x = mg.Value(3.0)
+    y = x**2
+    y.backward()
+    assert x.grad == 6.0
+
+
+def test_linear_layer_example_has_exact_gradients():
+    rng = np.random.default_rng(0)
+    w = mg.Value(rng.standard_normal((784, 1)))
+    b = mg.Value(np.zeros(1))
+    xb = rng.random((256, 784))
+    loss = (xb @ w + b).sigmoid().mean()
+    loss.backward()
+    s = 1 / (1 + np.exp(-(xb @ w.data + b.data)))
+    ds = s * (1 - s) / 256
+    np.testing.assert_allclose(w.grad, xb.T @ ds, rtol=1e-10)
+    np.testing.assert_allclose(b.grad, ds.sum(axis=0), rtol=1e-10)
+    assert w.grad.shape == (784, 1)
+
+
+def test_grad_of_cube_to_third_order():
+    cube = lambda x: x**3  # noqa: E731
+    assert mg.grad(cube)(3.0) == pytest.approx(27.0)
+    assert mg.grad(mg.grad(cube))(3.0) == pytest.approx(18.0)
+    assert mg.grad(mg.grad(mg.grad(cube)))(3.0) == pytest.approx(6.0)
+    assert mg.grad(mg.grad(mg.grad(mg.grad(cube))))(3.0) == pytest.approx(0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Value: data, dtypes, constants
+# --------------------------------------------------------------------------------------------------
+
+
+def test_value_exposes_array_attributes():
+    v = mg.Value([[1, 2, 3], [4, 5, 6]])
+    assert v.shape == (2, 3) and v.ndim == 2 and v.size == 6
+    assert v.dtype == np.float64
+    assert isinstance(v.numpy(), np.ndarray)
+    assert mg.Value(2.5).item() == 2.5 and isinstance(mg.Value(2.5).item(), float)
+    np.testing.assert_array_equal(v.grad, np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("data, dtype", [
+    (3, np.float64), (3.0, np.float64), ([1, 2], np.float64), (np.arange(3), np.float64),
+    (np.array([True, False]), np.float64), (np.float32(1.5), np.float32),
+    (np.ones(3, np.float32), np.float32), (np.ones(3, np.float16), np.float16),
+])
+def test_dtype_rules(data, dtype):
+    assert mg.Value(data).dtype == dtype
+
+
+def test_float32_training_step_stays_float32():
+    w = mg.Value(np.ones((4, 1), np.float32))
+    x = np.ones((3, 4), np.float32)
+    loss = ((x @ w).sigmoid() * 2.0 - 1.0).mean()
+    loss.backward()
+    assert loss.dtype == np.float32 and w.grad.dtype == np.float32
+    w.data -= 0.1 * w.grad
+    assert w.data.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", ["abc", None, {"a": 1}, [1, "x"], 1 + 2j, np.array([object()])])
+def test_non_numeric_input_is_a_dtype_error(bad):
+    with pytest.raises(DTypeError, match="real numbers"):
+        mg.Value(bad)
+
+
+def test_int_dtype_argument_is_refused():
+    with pytest.raises(DTypeError, match="float dtype"):
+        mg.Value([1.0], dtype=np.int32)
+
+
+def test_constants_mix_on_either_side():
+    v = mg.Value([1.0, 2.0])
+    arr = np.array([[1.0, 0.0], [0.0, 1.0]])
+    results = {
+        "2*v": 2 * v, "v*2": v * 2, "1-v": 1 - v, "v-1": v - 1, "1/v": 1 / v, "v/2": v / 2,
+        "2**v": 2 ** v, "v**2": v ** 2, "arr@v": arr @ v, "v@arr": v @ arr, "[1,1]+v": [1, 1] + v,
+        "np.float64(2)*v": np.float64(2) * v, "arr+v": arr + v,
+    }
+    expected = {
+        "2*v": [2, 4], "v*2": [2, 4], "1-v": [0, -1], "v-1": [0, 1], "1/v": [1, 0.5], "v/2": [0.5, 1],
+        "2**v": [2, 4], "v**2": [1, 4], "arr@v": [1, 2], "v@arr": [1, 2], "[1,1]+v": [2, 3],
+        "np.float64(2)*v": [2, 4], "arr+v": [[2, 2], [1, 3]],
+    }
+    for key, out in results.items():
+        assert isinstance(out, mg.Value), f"{key} did not give a Value"
+        np.testing.assert_allclose(out.data, expected[key], err_msg=key)
+
+
+def test_numpy_defers_to_value_for_matmul_and_ufuncs():
+    v = mg.Value(np.ones(3))
+    out = np.ones((2, 3)) @ v
+    assert isinstance(out, mg.Value) and out.shape == (2,)
+    out.sum().backward()
+    np.testing.assert_array_equal(v.grad, [2.0, 2.0, 2.0])
+
+
+def test_repr_is_short_and_names_the_op():
+    assert repr(mg.Value(2.0, label="x")) == "Value(2, label='x')"
+    big = mg.Value(np.zeros((100, 100), np.float32)) * 2.0
+    text = repr(big)
+    assert "(100, 100)" in text and "float32" in text and "multiply" in text and len(text) < 80
+
+
+def test_comparisons_give_plain_bool_arrays():
+    v = mg.Value([1.0, 2.0, 3.0])
+    mask = v > 1.5
+    assert isinstance(mask, np.ndarray) and mask.dtype == bool
+    np.testing.assert_array_equal(mask, [False, True, True])
+    np.testing.assert_array_equal(v == 2.0, [False, True, False])
+
+
+# --------------------------------------------------------------------------------------------------
+# backward
+# --------------------------------------------------------------------------------------------------
+
+
+def test_two_backward_calls_leave_exactly_twice_the_gradient_on_leaves():
+    x = mg.Value([1.0, -2.0, 3.0])
+    w = mg.Value(0.5)
+    h = (x * w).tanh()
+    loss = (h * h + h).sum()    # h is used twice: a diamond
+    loss.backward()
+    first_x, first_w, first_h = x.grad.copy(), np.copy(w.grad), h.grad.copy()
+    loss.backward()
+    np.testing.assert_allclose(x.grad, 2 * first_x, rtol=1e-15)
+    np.testing.assert_allclose(w.grad, 2 * first_w, rtol=1e-15)
+    # interior nodes hold the gradient of the latest call only
+    np.testing.assert_allclose(h.grad, first_h, rtol=1e-15)
+
+
+def test_zero_grad_resets_and_grad_is_not_aliased_between_leaves():
+    a = mg.Value([1.0, 2.0])
+    b = mg.Value([3.0, 4.0])
+    (a + b).sum().backward()          # both get the very same incoming array
+    a.grad += 10                      # an in-place edit of one leaf's gradient...
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])   # ...must not show up in the other's
+    a.zero_grad()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0])
+
+
+def test_broadcasting_is_undone_in_gradients():
+    a = mg.Value(np.ones((3, 1)))
+    b = mg.Value(np.ones(4))
+    c = mg.Value(2.0)
+    (a * b * c).sum().backward()
+    np.testing.assert_array_equal(a.grad, np.full((3, 1), 8.0))
+    np.testing.assert_array_equal(b.grad, np.full(4, 6.0))
+    assert c.grad == 12.0
+
+
+def test_repeated_indices_accumulate():
+    v = mg.Value([1.0, 2.0, 3.0])
+    v[np.array([0, 0, 2, 0])].sum().backward()
+    np.testing.assert_array_equal(v.grad, [3.0, 0.0, 1.0])
+
+
+def test_boolean_mask_indexing_gradient():
+    v = mg.Value([1.0, -2.0, 3.0])
+    (v[v.data > 0] * 2).sum().backward()
+    np.testing.assert_array_equal(v.grad, [2.0, 0.0, 2.0])
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    v = mg.Value([1.0, 2.0])
+    with pytest.raises(GradientError, match=r"shape \(2,\).*gradient="):
+        (v * 2).backward()
+    (v * 2).backward(gradient=np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(v.grad, [2.0, 20.0])
+
+
+def test_backward_gradient_of_wrong_shape_is_a_shape_error():
+    v = mg.Value([1.0, 2.0])
+    with pytest.raises(ShapeError, match=r"\(3,\).*expected \(2,\)"):
+        (v * 2).backward(gradient=np.ones(3))
+
+
+def test_backward_on_a_constant_is_an_error():
+    with pytest.raises(GradientError, match="does not require grad"):
+        mg.Value(1.0, requires_grad=False).exp().backward()
+
+
+def test_no_rule_runs_for_inputs_that_need_no_gradient(monkeypatch):
+    calls = []
+    left, right = ops.matmul.vjps
+    monkeypatch.setattr(ops.matmul, "vjps", (
+        lambda *a, **k: calls.append("left") or left(*a, **k),
+        lambda *a, **k: calls.append("right") or right(*a, **k),
+    ))
+    xb = mg.Value(np.ones((5, 3)), requires_grad=False)
+    w = mg.Value(np.ones((3, 1)))
+    (xb @ w).sum().backward()
+    assert calls == ["right"]
+    assert xb._grad is None
+
+
+def test_branches_leading_only_to_constants_are_not_recorded():
+    c = mg.Value(np.ones(3), requires_grad=False)
+    out = (c.exp() * 2).sum()
+    assert not out.requires_grad and out.parents == ()
+
+
+def test_no_grad_records_nothing_and_detach_cuts_the_graph():
+    x = mg.Value(2.0)
+    with mg.no_grad():
+        y = x * 3
+    assert not y.requires_grad and y.is_leaf
+    assert mg.is_grad_enabled()
+    z = x * x.detach()          # d/dx = x.detach() only: 2, not 4
+    z.backward()
+    assert x.grad == 2.0
+
+
+def test_each_node_gradient_is_computed_once(monkeypatch):
+    calls = []
+    (rule,) = ops.exp.vjps
+    monkeypatch.setattr(ops.exp, "vjps", (lambda *a, **k: calls.append(1) or rule(*a, **k),))
+    x = mg.Value(0.5)
+    e = x.exp()
+    total = e
+    for _ in range(50):         # e feeds 51 uses; its own rule must run once, on the summed gradient
+        total = total + e
+    total.backward()
+    assert len(calls) == 1
+    assert x.grad == pytest.approx(51 * np.exp(0.5))
+
+
+# --------------------------------------------------------------------------------------------------
+# grad / value_and_grad
+# --------------------------------------------------------------------------------------------------
+
+
+def test_value_and_grad_with_several_arguments():
+    f = lambda x, y: (x * y + y**2).sum()  # noqa: E731
+    value, (gx, gy) = mg.value_and_grad(f, argnums=(0, 1))(np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    assert value == pytest.approx(1 * 3 + 2 * 4 + 9 + 16)
+    np.testing.assert_allclose(gx, [3.0, 4.0])
+    np.testing.assert_allclose(gy, [1 + 6.0, 2 + 8.0])
+    assert isinstance(gx, np.ndarray)
+
+
+def test_grad_does_not_touch_dot_grad():
+    w = mg.Value([1.0, 2.0])
+    g = mg.grad(lambda v: (v * v).sum())(w)
+    assert w._grad is None
+    np.testing.assert_allclose(g.data, [2.0, 4.0])
+
+
+def test_hessian_vector_product_of_a_tensor_function():
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    f = lambda x: 0.5 * (x @ (a @ x)) + x.exp().sum()  # noqa: E731
+    x0 = np.array([0.1, -0.2])
+    v = np.array([1.0, 2.0])
+    hvp = mg.grad(lambda x: (mg.grad(f)(x) * v).sum())(x0)
+    np.testing.assert_allclose(hvp, a @ v + np.exp(x0) * v, rtol=1e-12)
+
+
+def test_grad_of_function_ignoring_its_input_is_zero():
+    assert mg.grad(lambda x: mg.Value(3.0) * 2)(1.0) == 0.0
+
+
+def test_grad_needs_a_scalar_output():
+    with pytest.raises(GradientError, match=r"single number.*\(3,\)"):
+        mg.grad(lambda x: x * 2)(np.ones(3))
+
+
+def test_grad_argnums_out_of_range():
+    with pytest.raises(GradientError, match="argnums"):
+        mg.grad(lambda x: x, argnums=2)(1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors name the op, the shapes, and what was expected
+# --------------------------------------------------------------------------------------------------
+
+
+def test_matmul_shape_mismatch():
+    with pytest.raises(ShapeError, match=r"matmul.*\(2, 3\), \(4, 5\).*last axis of the left"):
+        mg.Value(np.ones((2, 3))) @ np.ones((4, 5))
+
+
+def test_broadcast_mismatch():
+    with pytest.raises(ShapeError, match=r"add.*\(3,\), \(4,\).*broadcast"):
+        mg.Value(np.ones(3)) + np.ones(4)
+
+
+def test_unknown_axis():
+    with pytest.raises(AxisError, match=r"sum.*\(2, 3\).*axis=5"):
+        mg.Value(np.ones((2, 3))).sum(axis=5)
+
+
+def test_bad_reshape():
+    with pytest.raises(ShapeError, match=r"reshape.*\(2, 3\).*same number of elements"):
+        mg.Value(np.ones((2, 3))).reshape(4, 2)
+
+
+def test_index_out_of_range():
+    with pytest.raises(AxisError, match=r"getitem.*\(3,\)"):
+        mg.Value(np.ones(3))[5]
+
+
+def test_string_operand():
+    with pytest.raises(DTypeError, match="multiply"):
+        mg.Value(1.0) * "a"
+
+
+# --------------------------------------------------------------------------------------------------
+# Anomaly mode
+# --------------------------------------------------------------------------------------------------
+
+
+def test_anomaly_mode_names_the_forward_op_and_the_line():
+    x = mg.Value([1.0, 0.0])
+    with mg.detect_anomaly(), pytest.raises(AnomalyError, match=r"forward of 'log'.*test_engine\.py:\d+"):
+        x.log()
+
+
+def test_anomaly_mode_catches_a_nan_born_in_backward():
+    x = mg.Value([0.0, 4.0])
+    with mg.detect_anomaly():
+        y = x.sqrt().sum()          # forward is finite: sqrt(0) = 0
+        with pytest.raises(AnomalyError, match=r"backward of 'sqrt'.*test_engine\.py:\d+"):
+            y.backward()            # d sqrt/dx at 0 is inf
+
+
+def test_without_anomaly_mode_nonfinite_values_pass_silently():
+    with np.errstate(divide="ignore"):
+        out = mg.Value([1.0, 0.0]).log()
+    assert np.isneginf(out.data[1])
