@@ -259,7 +259,11 @@ def _parse_idx(stream: IO[bytes], path: Path, file_size: int | None) -> np.ndarr
         )
     if len(payload) > claimed:
         raise DataError(f"{path}: unexpected bytes after the {shape} = {claimed} bytes the header claims")
-    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+    try:
+        return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
+    except ValueError as exc:
+        # An empty array can still have a shape numpy refuses: 0 x 4294967295 x 4294967295 overflows.
+        raise DataError(f"{path}: the header's shape {shape} is too large for an array ({exc})") from exc
 
 
 def _read_at_most(stream: IO[bytes], limit: int) -> bytearray:
