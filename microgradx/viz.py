@@ -74,7 +74,7 @@ _CONST_EDGE = {"color": _CONST_TEXT, "style": "dashed", "arrowhead": "none"}
 # yellow (ordinary) to red (exploding). Linear in RGB between stops; clamped at the ends.
 _GRAD_STOPS = ((-7, "#4575b4"), (-5, "#91bfdb"), (-3, "#e0f3f8"), (-1, "#ffffbf"),
                (1, "#fee090"), (3, "#fc8d59"), (5, "#d73027"))
-_ZERO_GRAD = "#dadce0"        # exactly zero (or no backward yet)
+_ZERO_GRAD = "#d9d9d9"        # exactly zero (or no backward yet)
 _BAD_GRAD = "#c51b7d"         # NaN or inf somewhere in the gradient
 
 
