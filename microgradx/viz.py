@@ -5,7 +5,8 @@
 * every Value is a box ``label | data | grad``; a tensor shows its shape and dtype and a summary (its
   values when it has at most four, else their mean and norm), never the whole array;
 * every op is a small ellipse of its own between its inputs and its output, with its parameters
-  (``sum`` with ``axis=1``, ``getitem`` with ``[:, 0:3]``);
+  (``sum`` with ``axis=1``, ``getitem`` with ``[:, 0:3]``); where the order of its inputs matters
+  (``a - b``, ``a @ b``, ``where``) the edges into it are numbered 1, 2, ...;
 * raw constants (numbers and arrays handed to an op that are not Values, as the ``2`` in ``2 * x`` or a
   numpy batch) are small grey boxes beside the op that uses them. They are always drawn and count toward
   no limit. Values that do not require grad (``Value(a, requires_grad=False)``) are grey value boxes.
@@ -58,6 +59,8 @@ class _Html(str):
 # Op names drawn as the operator a learner wrote.
 _SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**", "matmul": "@",
             "negative": "neg"}
+# Ops whose inputs can be swapped; every other op with several inputs numbers its input edges.
+_SYMMETRIC = {"add", "multiply", "maximum"}
 
 # Look of the drawing.
 _FONT = "Helvetica"
@@ -69,6 +72,7 @@ _CONST_FILL = "#f1f3f4"
 _CONST_TEXT = "#5f6368"
 _OP_FILL = "#fff4d6"
 _CONST_EDGE = {"color": _CONST_TEXT, "style": "dashed", "arrowhead": "none"}
+_POSITION = {"labelfontsize": "8", "labelfontcolor": _CONST_TEXT, "labeldistance": "1.4"}
 
 # Gradient-flow scale: log10 of a gradient's RMS -> fill colour, from blue (vanishing) through pale
 # yellow (ordinary) to red (exploding). Linear in RGB between stops; clamped at the ends.
@@ -98,7 +102,9 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
             from blue (vanishing) to red (exploding); edges get wider as it grows. A legend is added.
         modules: a module (anything with ``named_parameters()`` or ``parameters()``) or a dict
             ``{name: module}``: each module's parameters and the ops that use them directly are drawn in
-            a labelled box. Parameters without a label of their own are named as the module names them.
+            a box titled with the module's name (its class name when not given). A parameter is titled
+            with its name from ``named_parameters()`` (``"layers.0.weight"``), which tells apart layers
+            whose parameters share a label; with only ``parameters()``, by its own label.
         title: a caption above the graph.
 
     The result shows inline in Jupyter; ``.source`` is the DOT text; ``render_graph`` writes a file.
@@ -140,7 +146,7 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
     n_consts = 0
     for i, v in enumerate(order):
         fill, edge_attrs = looks[i]
-        name = param_names.get(v) if v.label is None else v.label
+        name = param_names.get(v, v.label)
         place(f"v{i}", _value_attrs(v, name, show_grad, fill, is_root=i == 0), param_cluster.get(v))
         if v._op is None:
             continue
@@ -148,14 +154,17 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
         user = next((param_cluster[a] for a in v._args if isinstance(a, Value) and a in param_cluster), None)
         place(op_id, _op_attrs(v, fill), user)
         body.append(_stmt(f"{op_id} -> v{i}", edge_attrs))
-        for a in v._args:
+        ordered = len(v._args) > 1 and v.op not in _SYMMETRIC
+        for pos, a in enumerate(v._args):
+            # Where the order of inputs matters (a - b, a @ b), each edge says which input it is.
+            position = {"headlabel": str(pos + 1), **_POSITION} if ordered else {}
             if not isinstance(a, Value):
                 const_id = f"c{n_consts}"
                 n_consts += 1
                 body.append(_stmt(const_id, {"label": _const_label(a)}))
-                body.append(_stmt(f"{const_id} -> {op_id}", _CONST_EDGE))
+                body.append(_stmt(f"{const_id} -> {op_id}", {**_CONST_EDGE, **position}))
             elif a in number:
-                body.append(_stmt(f"v{number[a]} -> {op_id}", looks[number[a]][1]))
+                body.append(_stmt(f"v{number[a]} -> {op_id}", {**looks[number[a]][1], **position}))
             elif not cut_ops or cut_ops[-1] != op_id:
                 cut_ops.append(op_id)
 
@@ -258,7 +267,7 @@ def _walk(root: Value, limit: int | None) -> tuple[list[Value], int, int]:
 
 
 def _clusters(modules: Any) -> tuple[list[str], dict[Value, int], dict[Value, str]]:
-    """Cluster titles, and for each parameter its cluster's index and its name within the module."""
+    """Cluster titles, and for each parameter its cluster's index and the name to show for it."""
     if modules is None:
         return [], {}, {}
     named = modules.items() if isinstance(modules, Mapping) else [(type(modules).__name__, modules)]
@@ -267,15 +276,15 @@ def _clusters(modules: Any) -> tuple[list[str], dict[Value, int], dict[Value, st
     names: dict[Value, str] = {}
     for title, module in named:
         if hasattr(module, "named_parameters"):
-            pairs: Iterable = module.named_parameters()
+            pairs: Iterable = ((str(name), p) for name, p in module.named_parameters())
         elif hasattr(module, "parameters"):
-            pairs = ((f"param{i}", p) for i, p in enumerate(module.parameters()))
+            pairs = ((p.label or f"param{i}", p) for i, p in enumerate(module.parameters()))
         else:
             raise TypeError(f"draw_graph: modules={title!r} has neither named_parameters() nor parameters()")
         for name, p in pairs:
             if p not in cluster:            # a parameter shared by two modules goes to the first
                 cluster[p] = len(titles)
-                names[p] = str(name)
+                names[p] = name
         titles.append(str(title))
     return titles, cluster, names
 

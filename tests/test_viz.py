@@ -208,6 +208,20 @@ def test_a_value_used_twice_is_one_node_with_two_edges():
     assert dot.inputs(op) == [dot.by_name("x"), dot.by_name("x")]
 
 
+def test_edges_into_an_op_whose_input_order_matters_are_numbered():
+    a, b = Value(5.0, label="a"), Value(2.0, label="b")
+    y = (1.0 - a / b) + a * b
+    dot = parse(draw_graph(y))
+    op = {attrs["label"]: k for k, attrs in dot.ops().items()}
+    position = {(src, dst): e.get("headlabel") for src, dst, e in dot.edges}
+    assert position[dot.by_name("a"), op["/"]] == "1" and position[dot.by_name("b"), op["/"]] == "2"
+    (one,) = dot.consts()
+    assert position[one, op["-"]] == "1"
+    assert position[dot.outputs(op["/"])[0], op["-"]] == "2"
+    for symmetric in ("+", "*"):
+        assert all(position[src, op[symmetric]] is None for src in dot.inputs(op[symmetric]))
+
+
 def test_raw_constants_are_grey_nodes_feeding_their_op():
     x = Value([1.0, 2.0, 3.0], label="x")
     k = Value(4.0, requires_grad=False, label="k")
@@ -502,13 +516,38 @@ def test_modules_group_their_parameters_and_the_ops_that_use_them():
     assert dot.by_name("x") not in dot.cluster_of
 
 
+class Net:
+    """A stand-in for a nested model: two layers, named by path; their Values share labels, as in nn."""
+
+    def __init__(self):
+        self.layers = [Layer(2, 3, 0), Layer(3, 1, 1)]
+        for layer in self.layers:
+            layer.w.label, layer.b.label = "weight", "bias"
+
+    def named_parameters(self):
+        return [(f"layers.{i}.{name}", p) for i, layer in enumerate(self.layers)
+                for name, p in layer.named_parameters()]
+
+    def __call__(self, x):
+        return self.layers[1](self.layers[0](x).tanh())
+
+
+def test_parameters_are_titled_by_their_path_in_the_module():
+    net = Net()
+    y = net(np.ones((4, 2))).sum()
+    dot = parse(draw_graph(y, modules={"net": net}))
+    assert list(dot.cluster_label.values()) == ["net"]
+    names = sorted(name_of(dot.nodes[n]) for n in dot.cluster_of if n.startswith("v"))
+    assert names == ["layers.0.bias", "layers.0.weight", "layers.1.bias", "layers.1.weight"]
+
+
 def test_a_single_module_is_titled_by_its_class_and_parameters_alone_suffice():
     a, b = Value(2.0), Value(3.0, label="own label")
     y = a * b
     dot = parse(draw_graph(y, modules=Unnamed(a, b)))
     assert list(dot.cluster_label.values()) == ["Unnamed"]
     names = {cells(dot.nodes[n])[0] for n in dot.cluster_of if n.startswith("v")}
-    assert names == {"param0", "own label"}       # a label of its own wins over the module's name
+    assert names == {"param0", "own label"}       # without names from the module, its own label
     with pytest.raises(TypeError, match="named_parameters"):
         draw_graph(y, modules={"bad": object()})
 
