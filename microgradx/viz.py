@@ -251,8 +251,8 @@ def _walk(root: Value, limit: int | None) -> tuple[list[Value], int, int]:
                 seen.add(a)
                 order.append(a)
         head += 1
-    if limit is None or len(order) <= limit and head == len(order):
-        return order, 0, 0
+    if limit is None or (len(order) <= limit and head == len(order)):
+        return order, 0, 0                              # everything fits
     # Count what is left out, depth first from the Values not yet expanded.
     n_ops = sum(1 for v in order[limit:] if v._op is not None)
     stack = order[head:]
