@@ -1,0 +1,145 @@
+"""The notebooks run top to bottom, and still show what they are there to show.
+
+Each notebook is executed on a temporary copy (the committed files, with their outputs, are never touched)
+in a fresh kernel, with this checkout first on the kernel's path. Refresh the committed outputs with
+``python notebooks/execute.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NAMES = ["01_derivatives", "02_learning_rate", "03_mnist_3_vs_7", "04_under_the_hood"]
+CELL_TIMEOUT = 300       # seconds: a "doesn't hang" bound; each notebook takes seconds
+MAX_BYTES = 300 * 1024   # committed with outputs: keep the images small
+
+
+def run(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    """Execute a copy of notebook ``name`` in ``tmp_path``; a failing cell raises CellExecutionError."""
+    copy = tmp_path / f"{name}.ipynb"
+    shutil.copy(NOTEBOOKS / copy.name, copy)
+    nb = nbformat.read(copy, as_version=4)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))   # the kernel inherits the environment
+    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return nb
+
+
+def text_of(nb: nbformat.NotebookNode) -> str:
+    """Everything the code cells printed or displayed as text."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif "data" in out:
+                parts.append(out.data.get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def count(nb: nbformat.NotebookNode, mime: str) -> int:
+    return sum(mime in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def number_after(text: str, label: str) -> float:
+    match = re.search(re.escape(label) + r"\s*(?:=\s*)?([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", text)
+    assert match, f"no number after {label!r} in the notebook's output"
+    return float(match.group(1))
+
+
+@pytest.fixture(autouse=True)
+def _bundled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MICROGRADX_DATA", raising=False)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_has_its_outputs(name):
+    path = NOTEBOOKS / f"{name}.ipynb"
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size:,} bytes: shrink its images"
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and all(cell.execution_count for cell in code), \
+        f"{path.name} is committed without outputs: run python notebooks/execute.py {name}"
+    assert not any(out.output_type == "error" for cell in code for out in cell.outputs)
+    assert count(nb, "image/png") + count(nb, "image/svg+xml") >= 2, "the pictures are missing"
+
+
+def test_derivatives(tmp_path, monkeypatch):
+    nb = run("01_derivatives", tmp_path, monkeypatch)
+    text = text_of(nb)
+    assert "x.grad = 6.0" in text
+    assert number_after(text, "mg.grad(f)(3.0)") == 6.0
+    assert number_after(text, "mg.grad(mg.grad(f))(3.0) =") == 2.0
+    # The slope at the random point agrees with finite differences and with 2 * x0.
+    numeric, analytic = number_after(text, "finite difference"), number_after(text, "backward()")
+    assert numeric == pytest.approx(analytic, abs=1e-6)
+    assert number_after(text, "slope f'(x0) =") == pytest.approx(number_after(text, "(2 * x0 ="), abs=1e-4)
+    # Descent moves towards the minimum: |x| shrinks by 0.8 a step, from 1.8 to 1.8 * 0.8**12.
+    assert number_after(text, "step 12: x =") == pytest.approx(-1.8 * 0.8**12, abs=1e-4)
+    assert count(nb, "image/png") == 4
+
+
+def test_learning_rate(tmp_path, monkeypatch):
+    nb = run("02_learning_rate", tmp_path, monkeypatch)
+    text = text_of(nb)
+    final = {}
+    for line in text.splitlines():
+        if "x after 12 steps =" in line:
+            final[line.split("lr =")[0].strip()] = abs(number_after(line, "x after 12 steps ="))
+    assert set(final) == {"too small", "good", "too large: bounces", "much too large: diverges"}
+    assert final["good"] < 1e-3
+    assert 0.5 < final["too small"] < 1.6                   # moved, but slowly (start: |x| = 1.6)
+    assert final["good"] < final["too large: bounces"] < 1.6
+    assert final["much too large: diverges"] > 1.6
+    assert count(nb, "image/png") == 3
+
+
+def test_mnist_3_vs_7_on_the_bundled_sample(tmp_path, monkeypatch):
+    nb = run("03_mnist_3_vs_7", tmp_path, monkeypatch)
+    text = text_of(nb)
+    assert "bundled sample (800 train, 200 valid)" in text
+    assert number_after(text, "baseline accuracy on the validation set:") > 0.9
+    assert number_after(text, "accuracy with random weights:") < 0.75
+    first, after = (number_after(text, label) for label in
+                    ("loss on the first batch: Value(", "loss on the first batch after one step: Value("))
+    assert after < first, "one step against the gradient must lower the loss on that batch"
+    assert number_after(text, "final accuracy: by hand") > 0.9
+    # nn.Linear + optim.SGD, seeded and fed like the hand-written loop, take exactly the same steps.
+    assert number_after(text, "largest difference from the hand-written weights:") == 0.0
+    assert count(nb, "image/png") >= 6
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_mnist_3_vs_7_on_the_full_data(tmp_path, monkeypatch, shared_data):
+    monkeypatch.setenv("MICROGRADX_DATA", str(shared_data / "mnist_3_7_idx"))
+    text = text_of(run("03_mnist_3_vs_7", tmp_path, monkeypatch))
+    assert "(12396 train, 2038 valid)" in text
+    # The figures the notebook's closing table quotes.
+    assert number_after(text, "baseline accuracy on the validation set:") == pytest.approx(0.951, abs=0.002)
+    assert number_after(text, "final accuracy: by hand") > 0.96
+    assert number_after(text, "final accuracy:") > 0.975     # simple_net's line: the only bare number
+
+
+def test_under_the_hood(tmp_path, monkeypatch):
+    nb = run("04_under_the_hood", tmp_path, monkeypatch)
+    text = text_of(nb)
+    for line in text.splitlines():
+        if "by hand" in line and "backward()" in line:
+            assert number_after(line, "backward()") == number_after(line, "by hand"), line
+    assert "buggy version: gradcheck of normalise_buggy" in text     # gradcheck caught the bug ...
+    assert "correct version passes: True" in text                    # ... and not the fix
+    assert "the graph is freed as soon as its output is: True" in text
+    assert "softsign: 40 random arrays passed" in text
+    assert "Falsifying example" in text                              # hypothesis found the wrong rule
+    if shutil.which("dot"):
+        assert count(nb, "image/svg+xml") == 2, "the two graphs were not drawn"
