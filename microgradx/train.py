@@ -1,0 +1,555 @@
+"""Training the 3-vs-7 classifier of fastbook's chapter 4: models, baseline, loop, checkpoints, lr-find.
+
+Everything the ``microgradx train``, ``predict`` and ``lr-find`` commands do lives here, as functions that
+take arrays and return numbers, so it can be used and tested without the command line.
+
+Reproducibility: one integer seed decides everything random in a run. It is split (numpy's
+``SeedSequence``) into one seed for the initial weights and one for the loader's shuffling, so the same
+seed gives the same weights and the same figures, bit for bit, and changing the batch size does not
+change the initial weights.
+
+Resuming: a checkpoint holds the weights, the optimizer state (step count, momentum buffers), the epoch
+and the history. The loader's shuffling is not stored: it is rebuilt from the seed and advanced by one
+``iter()`` per finished epoch (:class:`~microgradx.data.DataLoader` draws one permutation per ``iter()``),
+which puts it in exactly the state the interrupted run had. A resumed run therefore ends with the same
+weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .data import DataLoader, MnistData, to_features, to_targets
+from .engine import Value, no_grad
+from .errors import CheckpointError, DataError
+from .losses import accuracy, mnist_loss
+from .nn import MLP, Linear, Module
+from .optim import SGD
+
+__all__ = [
+    "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "LrFindResult",
+    "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
+    "read_digit_png", "lr_find", "plot_history", "plot_lr_find", "write_json",
+]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+CURVES_NAME = "curves.png"
+METRICS_NAME = "metrics.json"
+LR_FIND_NAME = "lr_find.png"
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the command line can build, with its defaults (from the chapter)."""
+
+    name: str
+    sizes: tuple[int, ...]        # layer widths, input first: (784, 1) or (784, 30, 1)
+    lr: float
+    epochs: int
+    init_std: float | None        # None: Linear's default scaled init; a number: normal with that std
+    description: str
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        """What a checkpoint records to say which model its weights belong to."""
+        return {"kind": self.name, "sizes": list(self.sizes)}
+
+    def build(self, rng: np.random.Generator | int | None) -> Module:
+        if len(self.sizes) == 2:
+            return Linear(*self.sizes, rng=rng, init_std=self.init_std)
+        return MLP(self.sizes[0], self.sizes[1:], rng=rng, init_std=self.init_std)
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        # The chapter's `linear1`: init_params((28*28, 1)) and init_params(1), i.e. randn * 1.0.
+        ModelSpec("linear", (784, 1), lr=1.0, epochs=20, init_std=1.0,
+                  description="linear 784 -> 1 (fastbook's init: std 1)"),
+        # The chapter's `simple_net`: nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 1) with PyTorch's init.
+        ModelSpec("mlp", (784, 30, 1), lr=0.1, epochs=40, init_std=None,
+                  description="MLP 784 -> 30 -> ReLU -> 1"),
+    )
+}
+
+
+def build_model(name: str, seed: int) -> Module:
+    """A fresh model ``name`` ("linear" or "mlp") with initial weights drawn from ``seed``."""
+    init_seed, _ = _split_seed(seed)
+    return _spec(name).build(init_seed)
+
+
+def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, ModelSpec]:
+    """The model saved in checkpoint ``path``, ready to predict, and its spec.
+
+    Raises:
+        CheckpointError: the file is not a readable checkpoint, holds an architecture this version does
+            not know, holds another model than ``expect``, or its weights do not fit.
+    """
+    checkpoint = ckpt.load_checkpoint(path)
+    spec = _spec_of(checkpoint)
+    if expect is not None and spec.name != expect:
+        raise CheckpointError(f"{checkpoint.path}: holds weights of the {spec.name} model "
+                              f"({_sizes(spec)}), not of the {expect} model ({_sizes(_spec(expect))})")
+    model = spec.build(0)    # any seed: every weight is overwritten next
+    checkpoint.restore(model)
+    return model, spec
+
+
+def _spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def _spec_of(checkpoint: ckpt.Checkpoint) -> ModelSpec:
+    arch = checkpoint.architecture
+    spec = MODELS.get(arch.get("kind")) if isinstance(arch.get("kind"), str) else None
+    if spec is None or arch != spec.architecture:
+        known = ", ".join(f"{s.name} ({_sizes(s)})" for s in MODELS.values())
+        raise CheckpointError(f"{checkpoint.path}: holds an unknown model architecture {json.dumps(arch)}; "
+                              f"this version knows {known}")
+    return spec
+
+
+def _sizes(spec: ModelSpec) -> str:
+    return "-".join(map(str, spec.sizes))
+
+
+def _split_seed(seed: int) -> tuple[int, int]:
+    """Independent seeds for the initial weights and for the shuffling, both decided by ``seed``."""
+    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2)
+    return int(init_seed), int(shuffle_seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data and the baseline
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Training arrays: features (N, 784) float32 in [0, 1], targets (N, 1) float32 (1 for a 3)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    source: str
+    fingerprint: str      # a hash of the pixels and labels, so a resumed run can check it has the same data
+
+
+def prepare(data: MnistData) -> Dataset:
+    """Features and targets for training, from images and labels."""
+    digest = hashlib.sha256()
+    for arr in (data.train_images, data.train_labels, data.valid_images, data.valid_labels):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return Dataset(
+        to_features(data.train_images), to_targets(data.train_labels),
+        to_features(data.valid_images), to_targets(data.valid_labels),
+        source=data.source, fingerprint=digest.hexdigest()[:16],
+    )
+
+
+def pixel_similarity_accuracy(data: MnistData) -> float:
+    """Valid accuracy of the chapter's baseline: call an image a 3 when it is closer to the mean 3.
+
+    The "ideal" 3 and 7 are the pixel-wise means of the training 3s and 7s; the distance is fastbook's
+    ``mnist_distance(a, b) = (a - b).abs().mean((-1, -2))``, the mean absolute difference (L1). The
+    figure is the plain fraction of valid images classified correctly, the same metric as the models'
+    (the book averages the two per-digit accuracies instead; on a balanced set the two agree closely).
+    """
+    train = data.train_images.astype(np.float32) / 255
+    mean3 = train[data.train_labels == 3].mean(axis=0)
+    mean7 = train[data.train_labels == 7].mean(axis=0)
+    if np.isnan(mean3).any() or np.isnan(mean7).any():
+        raise DataError(f"{data.source}: the training split needs both 3s and 7s for the baseline")
+    valid = data.valid_images.astype(np.float32) / 255
+    closer_to_3 = np.abs(valid - mean3).mean(axis=(-1, -2)) < np.abs(valid - mean7).mean(axis=(-1, -2))
+    return float(np.mean(closer_to_3 == (data.valid_labels == 3)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run. :meth:`for_model` fills the chapter's defaults for a model."""
+
+    model: str = "linear"
+    epochs: int = 20
+    lr: float = 1.0
+    batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _spec(self.model)
+        for name in ("epochs", "batch_size"):
+            n = getattr(self, name)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        if not (isinstance(self.lr, int | float) and np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+    @classmethod
+    def for_model(cls, model: str = "linear", *, epochs: int | None = None, lr: float | None = None,
+                  batch_size: int | None = None, seed: int | None = None) -> TrainConfig:
+        """The chapter's settings for ``model``, with any of them overridden (None keeps the default)."""
+        spec = _spec(model)
+        return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
+                   lr=spec.lr if lr is None else float(lr),
+                   batch_size=256 if batch_size is None else batch_size,
+                   seed=0 if seed is None else seed)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One row of the training table."""
+
+    epoch: int
+    train_loss: float       # mean of the epoch's batch losses, weighted by batch size
+    valid_loss: float
+    valid_accuracy: float
+    seconds: float = field(default=0.0, compare=False)   # wall time: not part of what must reproduce
+
+
+class Trainer:
+    """A training run: a model, plain SGD and a seeded, shuffling loader, advanced one epoch at a time.
+
+    ``Trainer(config, dataset)`` starts afresh; :meth:`resume` continues from a checkpoint.
+    """
+
+    def __init__(self, config: TrainConfig, dataset: Dataset) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.spec = _spec(config.model)
+        init_seed, shuffle_seed = _split_seed(config.seed)
+        self.model = self.spec.build(init_seed)
+        self.optimizer = SGD(self.model.parameters(), lr=config.lr)
+        self.loader = DataLoader(dataset.x_train, dataset.y_train, config.batch_size, shuffle=True,
+                                 seed=shuffle_seed)
+        self.history: list[EpochStats] = []
+
+    @property
+    def epoch(self) -> int:
+        """The number of epochs completed."""
+        return len(self.history)
+
+    @classmethod
+    def resume(cls, path: str | Path, dataset: Dataset, epochs: int | None = None) -> Trainer:
+        """Continue the run saved in checkpoint ``path``, on the same data, up to ``epochs`` in total.
+
+        The model, learning rate, batch size and seed come from the checkpoint.
+
+        Raises:
+            CheckpointError: the file is unreadable or not a training checkpoint, or ``dataset`` is not the
+                data it was trained on.
+        """
+        checkpoint = ckpt.load_checkpoint(path)
+        spec = _spec_of(checkpoint)
+        config = _config_of(checkpoint, spec)
+        if epochs is not None:
+            config = replace(config, epochs=epochs)
+        data_info = checkpoint.extra.get("data", {})
+        if not isinstance(data_info, dict) or data_info.get("fingerprint") != dataset.fingerprint:
+            source = data_info.get("source", "?") if isinstance(data_info, dict) else "?"
+            raise CheckpointError(f"{checkpoint.path}: was trained on other data ({source}), not on "
+                                  f"{dataset.source}; pass the same --data to resume")
+        if len(checkpoint.history) != checkpoint.epoch:
+            raise CheckpointError(f"{checkpoint.path}: bad metadata (history has {len(checkpoint.history)} "
+                                  f"epochs, epoch is {checkpoint.epoch})")
+        trainer = cls(config, dataset)
+        checkpoint.restore(trainer.model, trainer.optimizer)
+        try:
+            trainer.history = [EpochStats(**row) for row in checkpoint.history]
+        except TypeError:
+            raise CheckpointError(f"{checkpoint.path}: bad metadata (history rows)") from None
+        for _ in range(trainer.epoch):
+            iter(trainer.loader)    # draws that epoch's permutation, as the interrupted run did
+        return trainer
+
+    def train_epoch(self, on_batch: Callable[[], None] | None = None) -> EpochStats:
+        """One pass over the training data (a step per batch), then the validation figures."""
+        start = time.perf_counter()
+        model, opt = self.model, self.optimizer
+        total, count = 0.0, 0
+        for xb, yb in self.loader:
+            loss = mnist_loss(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.data) * len(xb)
+            count += len(xb)
+            if on_batch is not None:
+                on_batch()
+        valid_loss, valid_acc = evaluate(model, self.dataset.x_valid, self.dataset.y_valid)
+        stats = EpochStats(self.epoch + 1, total / count, valid_loss, valid_acc,
+                           seconds=time.perf_counter() - start)
+        self.history.append(stats)
+        return stats
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run's checkpoint atomically."""
+        return ckpt.save_checkpoint(
+            path, self.model, self.spec.architecture, optimizer=self.optimizer, epoch=self.epoch,
+            history=[asdict(h) for h in self.history],
+            extra={"config": asdict(self.config),
+                   "data": {"source": self.dataset.source, "fingerprint": self.dataset.fingerprint}},
+        )
+
+    def fit(self, out_dir: str | Path | None = None,
+            on_epoch: Callable[[EpochStats], None] | None = None,
+            on_batch: Callable[[], None] | None = None) -> list[EpochStats]:
+        """Train until ``config.epochs`` epochs are done, writing a checkpoint after every epoch.
+
+        With ``out_dir``, the checkpoint goes to ``out_dir/checkpoint.npz`` (replaced atomically each
+        epoch, so an interruption leaves the last complete one). Returns the whole history.
+        """
+        path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+        while self.epoch < self.config.epochs:
+            stats = self.train_epoch(on_batch)
+            if path is not None:
+                self.save(path)
+            if on_epoch is not None:
+                on_epoch(stats)
+        return self.history
+
+
+def _config_of(checkpoint: ckpt.Checkpoint, spec: ModelSpec) -> TrainConfig:
+    saved = checkpoint.extra.get("config")
+    try:
+        config = TrainConfig(**saved)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{checkpoint.path}: not a training checkpoint (no usable run settings: {e})") \
+            from None
+    if config.model != spec.name:
+        raise CheckpointError(f"{checkpoint.path}: its settings name the {config.model} model but its "
+                              f"weights are of the {spec.name} model")
+    return config
+
+
+def evaluate(model: Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(mnist_loss, accuracy)`` of ``model`` on ``x``, ``y``, with no graph recorded."""
+    with no_grad():
+        logits = model(x)
+        return float(mnist_loss(logits, y).data), accuracy(logits, y)
+
+
+def predict_proba(model: Module, x: np.ndarray) -> np.ndarray:
+    """The probability that each row of ``x`` (N, 784) is a 3: sigmoid of the model's output, (N,)."""
+    with no_grad():
+        out = model(x)
+        return np.asarray(out.sigmoid().data if isinstance(out, Value) else out).reshape(-1)
+
+
+def read_digit_png(path: str | Path) -> np.ndarray:
+    """One 28x28 8-bit grayscale PNG as uint8 (28, 28), light digit on black as in MNIST.
+
+    Raises:
+        DataError: the file is missing, not a PNG, damaged, not grayscale or not 28x28.
+    """
+    import struct
+    import zlib
+
+    from PIL import Image  # lazily: only reading images needs Pillow
+
+    path = Path(path)
+    broken = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
+              Image.DecompressionBombError)
+    if not path.is_file():
+        raise DataError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
+    try:
+        image = Image.open(path, formats=("PNG",))
+    except broken as e:
+        raise DataError(f"{path}: not a readable PNG ({e})") from None
+    with image:
+        # The header is checked before the pixels are decoded: a PNG claiming a huge canvas costs nothing.
+        if image.mode != "L":
+            raise DataError(f"{path}: image mode {image.mode}; expected 8-bit grayscale (mode L), 28x28")
+        if image.size != (28, 28):
+            raise DataError(f"{path}: {image.size[0]}x{image.size[1]} pixels; expected 28x28")
+        try:
+            image.load()
+            return np.array(image, dtype=np.uint8)
+        except broken as e:
+            raise DataError(f"{path}: corrupt PNG data ({e})") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Learning-rate finder
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LrFindResult:
+    """Valid loss after a short training at each learning rate, and what it suggests."""
+
+    lrs: list[float]
+    losses: list[float]           # valid loss after `steps` steps at each rate (may be nan or inf)
+    initial_loss: float           # valid loss of the untrained model every rate starts from
+    steps: int
+    best_lr: float | None         # the rate with the lowest loss; None when no rate lowered it
+    suggested: tuple[float, float] | None
+    too_small: list[float]
+    too_large: list[float]
+
+
+def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | None = None, steps: int = 100,
+            batch_size: int = 256, seed: int = 0, on_step: Callable[[], None] | None = None) -> LrFindResult:
+    """Train a fresh copy of the same seeded model for ``steps`` batches at each rate in ``lrs``.
+
+    Every rate starts from the same initial weights and sees the same batches, so the rates differ in the
+    learning rate alone, and each point answers "where would `steps` steps at this rate get me?". (fastai's
+    finder instead raises the rate during one run; it is quicker, but each point then depends on all the
+    rates before it.) The default sweep is 19 rates spaced evenly in log scale from 1e-4 to 100.
+
+    Judged by the improvement of the valid loss over the untrained model's: a rate below the best one is
+    **too small** when it achieved less than half the best improvement (it learns, slowly); a rate above
+    the best one is **too large** when it did (it bounced, diverged, or saturated the model into a dead
+    end). The **suggested** range is the run of rates around the best whose improvement is at least 90%
+    of the best: the low end is the safe choice, the high end the fastest that still behaved.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    lrs = [float(lr) for lr in (np.geomspace(1e-4, 100, 19) if lrs is None else lrs)]
+    if not lrs or any(not (np.isfinite(lr) and lr > 0) for lr in lrs):
+        raise ValueError(f"learning rates must be positive numbers, got {lrs}")
+    lrs.sort()
+    # Every trainer below builds the same initial weights from the same seed; this copy measures them.
+    initial_loss, _ = evaluate(build_model(model, seed), dataset.x_valid, dataset.y_valid)
+
+    losses = []
+    for lr in lrs:
+        trainer = Trainer(TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed), dataset)
+        done = 0
+        # numpy warnings (overflow in exp) are expected at the rates too large to work: they show as
+        # non-finite losses in the result, not as noise on the terminal.
+        with np.errstate(all="ignore"):
+            while done < steps:
+                for xb, yb in trainer.loader:
+                    loss = mnist_loss(trainer.model(xb), yb)
+                    trainer.optimizer.zero_grad()
+                    loss.backward()
+                    trainer.optimizer.step()
+                    done += 1
+                    if on_step is not None:
+                        on_step()
+                    if done == steps:
+                        break
+            losses.append(evaluate(trainer.model, dataset.x_valid, dataset.y_valid)[0])
+
+    gains = [initial_loss - loss if np.isfinite(loss) else -np.inf for loss in losses]
+    best = int(np.argmax(gains))
+    best_gain = gains[best]
+    if best_gain <= 0:
+        return LrFindResult(lrs, losses, initial_loss, steps, None, None, [], list(lrs))
+    weak = [g < best_gain / 2 for g in gains]
+    too_small = [lr for i, lr in enumerate(lrs) if i < best and weak[i]]
+    too_large = [lr for i, lr in enumerate(lrs) if i > best and weak[i]]
+    lo = hi = best
+    while lo > 0 and gains[lo - 1] >= 0.9 * best_gain:
+        lo -= 1
+    while hi < len(lrs) - 1 and gains[hi + 1] >= 0.9 * best_gain:
+        hi += 1
+    return LrFindResult(lrs, losses, initial_loss, steps, lrs[best], (lrs[lo], lrs[hi]), too_small, too_large)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output files
+# --------------------------------------------------------------------------------------------------
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with ckpt.atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=2, allow_nan=False)
+        f.write("\n")
+    return Path(path)
+
+
+def plot_history(history: Sequence[EpochStats], path: str | Path, baseline: float | None = None,
+                 title: str = "") -> Path:
+    """PNG of the train and valid loss (left) and the valid accuracy (right) per epoch, written atomically."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(figsize=(10, 4))
+    epochs = [h.epoch for h in history]
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [h.train_loss for h in history], marker=".", label="train loss")
+    ax_loss.plot(epochs, [h.valid_loss for h in history], marker=".", label="valid loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("mnist_loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [h.valid_accuracy for h in history], marker=".", color="C2", label="valid accuracy")
+    if baseline is not None:
+        ax_acc.axhline(baseline, color="grey", linestyle="--",
+                       label=f"pixel-similarity baseline ({baseline:.4f})")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy")
+    ax_acc.legend(loc="lower right")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+    if title:
+        fig.suptitle(title)
+    return _save_figure(fig, path)
+
+
+def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Path:
+    """PNG of valid loss against learning rate (log scale), with the suggested range shaded."""
+    fig = _figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    finite = [(lr, loss) for lr, loss in zip(result.lrs, result.losses, strict=True) if np.isfinite(loss)]
+    if finite:
+        ax.plot(*zip(*finite, strict=True), marker="o", label=f"valid loss after {result.steps} steps")
+    ax.axhline(result.initial_loss, color="grey", linestyle="--", label="untrained")
+    if result.suggested is not None:
+        ax.axvspan(*result.suggested, color="C2", alpha=0.15, label="suggested range")
+    if result.too_large:
+        # Non-finite losses have no height: they are marked along the top edge instead.
+        y_of = {lr: loss for lr, loss in zip(result.lrs, result.losses, strict=True)}
+        finite_large = [lr for lr in result.too_large if np.isfinite(y_of[lr])]
+        ax.plot(finite_large, [y_of[lr] for lr in finite_large], "x", color="C3", markersize=9,
+                label="too large")
+        lost = [lr for lr in result.too_large if not np.isfinite(y_of[lr])]
+        if lost:
+            ax.plot(lost, [0.97] * len(lost), "^", color="C3", transform=ax.get_xaxis_transform(),
+                    label="diverged (loss not finite)")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("mnist_loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save_figure(fig, path)
+
+
+def _figure(figsize: tuple[float, float]) -> Any:
+    # The object-oriented API with the Agg canvas, not pyplot: no global backend or figure state, no
+    # display needed, and nothing left open between calls.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig: Any, path: str | Path) -> Path:
+    with ckpt.atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    return Path(path)
