@@ -20,6 +20,7 @@ Three design choices carry the rest (see docs/concepts.md):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import traceback
 from collections.abc import Iterator
@@ -43,24 +44,41 @@ class _Mode:
     anomaly = False
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Inside this block, ops record no graph: results are constants (``requires_grad=False``)."""
-    previous, _Mode.grad_enabled = _Mode.grad_enabled, False
-    try:
-        yield
-    finally:
-        _Mode.grad_enabled = previous
+class _GradMode:
+    """Set grad mode for a ``with`` block (or, used as a decorator, for every call of a function)."""
+
+    enabled: bool
+
+    def __enter__(self) -> None:
+        self._previous = _Mode.grad_enabled
+        _Mode.grad_enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _Mode.grad_enabled = self._previous
+
+    def __call__(self, func: Any) -> Any:
+        mode = type(self)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with mode():
+                return func(*args, **kwargs)
+        return wrapper
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    """Turn graph recording back on inside a ``no_grad`` block."""
-    previous, _Mode.grad_enabled = _Mode.grad_enabled, True
-    try:
-        yield
-    finally:
-        _Mode.grad_enabled = previous
+class no_grad(_GradMode):  # noqa: N801 - used like a function, as in PyTorch
+    """Inside this block, ops record no graph: results are constants (``requires_grad=False``).
+
+    Use it for evaluation and for parameter updates. Also works as a decorator.
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    """Turn graph recording back on inside a ``no_grad`` block. Also works as a decorator."""
+
+    enabled = True
 
 
 def is_grad_enabled() -> bool:
@@ -168,6 +186,20 @@ class Value:
         self._args: tuple = ()               # the op's inputs: Values and constants, in order
         self._params: dict = {}              # the op's keyword arguments (axis, shape, ...)
         self._site: str | None = None        # where user code made it (anomaly mode only)
+
+    @classmethod
+    def _constant(cls, data: Any) -> Value:
+        """A result that needs no gradient (no Value input requires one, or grad mode is off)."""
+        node = object.__new__(cls)
+        node.data = data
+        node._grad = None
+        node.requires_grad = False
+        node.label = None
+        node._op = None
+        node._args = ()
+        node._params = {}
+        node._site = None
+        return node
 
     @classmethod
     def _from_op(cls, data: Any, op: Primitive, args: tuple, params: dict) -> Value:
@@ -321,7 +353,8 @@ def _seed(root: Value, gradient: Any) -> Any:
                 f"backward() on a Value of shape {root.shape} needs gradient=...: only a single-element "
                 "output has an implied seed of 1 (reduce it first, e.g. with .sum() or .mean())"
             )
-        return np.ones_like(root.data)
+        data = root.data
+        return data.dtype.type(1) if data.ndim == 0 else np.ones(data.shape, data.dtype)
     if isinstance(gradient, Value):
         seed = gradient
     else:
@@ -349,8 +382,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     pending = {root: 0}
     stack = [root]
     while stack:
-        node = stack.pop()
-        for arg in node._args:
+        for arg in stack.pop()._args:
             if isinstance(arg, Value) and arg.requires_grad:
                 if arg in pending:
                     pending[arg] += 1
@@ -363,13 +395,15 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     # Pass 2: a node is ready once all its children have sent their gradient; its rule then runs once.
     grads: dict[Value, Any] = {root: seed}
     ready = [root]
-    with (enable_grad() if create_graph else no_grad()):
+    anomaly = _Mode.anomaly
+    previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
+    try:
         while ready:
             node = ready.pop()
             g = grads.get(node)   # None when no path from the root carried a gradient (a mask input)
-            op = node._op
             args = node._args
-            if g is not None and op is not None:
+            if g is not None and args:
+                vjps, params = node._op.vjps, node._params
                 if create_graph:
                     ans, inputs = node, args
                 else:
@@ -379,17 +413,22 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue
                 if g is not None and (relevant is None or arg in relevant):
-                    vjp = op.vjps[i]
+                    vjp = vjps[i]
                     if vjp is not None:
-                        gi = vjp(g, ans, *inputs, **node._params)
-                        if gi.shape != arg.data.shape:
-                            gi = _unbroadcast(gi, arg.data.shape)
-                        if _Mode.anomaly:
+                        gi = vjp(g, ans, *inputs, **params) if params else vjp(g, ans, *inputs)
+                        shape = arg.data.shape
+                        if gi.shape != shape:
+                            gi = _unbroadcast(gi, shape)
+                        if anomaly:
                             _check_backward(gi, node, i)
-                        grads[arg] = grads[arg] + gi if arg in grads else gi
-                pending[arg] -= 1
-                if pending[arg] == 0:
+                        previous = grads.get(arg)
+                        grads[arg] = gi if previous is None else previous + gi
+                left = pending[arg] - 1
+                pending[arg] = left
+                if not left:
                     ready.append(arg)
+    finally:
+        _Mode.grad_enabled = previous_mode
     return grads
 
 
@@ -432,7 +471,7 @@ def _unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     )
     if axes:
         g = sum_(g, axis=axes)
-    return reshape(g, shape) if g.shape != shape else g
+    return reshape(g, shape=shape) if g.shape != shape else g
 
 
 def _check_backward(g: Any, node: Value, argnum: int) -> None:

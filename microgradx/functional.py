@@ -134,14 +134,8 @@ def _compare(ufunc: Any) -> Any:
 
 
 def _bind() -> None:
-    def binary(op: Any) -> tuple[Any, Any]:
-        return (lambda self, other: op(self, other)), (lambda self, other: op(other, self))
-
-    def unary(op: Any) -> Any:
-        def method(self: Value) -> Value:
-            return op(self)
-        method.__name__, method.__doc__ = op.name, op.__doc__
-        return method
+    def binary(op: ops.Primitive) -> tuple[Any, Any]:
+        return ops.binary_method(op), ops.binary_method(op, reflected=True)
 
     v = Value
     v.__add__, v.__radd__ = binary(ops.add)
@@ -150,15 +144,15 @@ def _bind() -> None:
     v.__truediv__, v.__rtruediv__ = binary(ops.divide)
     v.__pow__, v.__rpow__ = binary(ops.power)
     v.__matmul__, v.__rmatmul__ = binary(ops.matmul)
-    v.__neg__ = lambda self: ops.negative(self)
+    v.__neg__ = ops.unary_method(ops.negative)
     v.__pos__ = lambda self: self
-    v.__abs__ = lambda self: ops.abs(self)
+    v.__abs__ = ops.unary_method(ops.abs)
     v.__getitem__ = _getitem
     for name, ufunc in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
                         ("__ge__", np.greater_equal), ("__eq__", np.equal), ("__ne__", np.not_equal)):
         setattr(v, name, _compare(ufunc))
     for name in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu"):
-        setattr(v, name, unary(getattr(ops, name)))
+        setattr(v, name, ops.unary_method(getattr(ops, name)))
     v.sum = lambda self, axis=None, keepdims=False: ops.sum(self, axis=axis, keepdims=keepdims)
     v.max = lambda self, axis=None, keepdims=False: ops.max(self, axis=axis, keepdims=keepdims)
     v.min = lambda self, axis=None, keepdims=False: ops.min(self, axis=axis, keepdims=keepdims)

@@ -5,7 +5,7 @@ Each entry is a numpy forward function decorated with one derivative rule per in
     @primitive(lambda g, ans, a, b: g * b,      # d/da
                lambda g, ans, a, b: g * a)      # d/db
     def multiply(a, b):
-        return np.multiply(a, b)
+        return a * b
 
 A rule maps the output's gradient ``g`` (and the output ``ans``, the op's inputs and its keyword
 parameters) to the gradient of one input. Rules never undo broadcasting themselves: the engine sums each
@@ -27,7 +27,9 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
+import math
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,7 +53,7 @@ class Primitive:
         self.vjps = vjps
         self.expects = expects
         # Inputs are the positional arguments that have a rule; the rest are parameters (axis, shape...).
-        self.n_inputs = None if variadic else len(vjps)
+        self.n_inputs = sys.maxsize if variadic else len(vjps)
         names = list(inspect.signature(forward).parameters)
         self.param_names = () if variadic else tuple(names[len(vjps):])
         self.__doc__ = forward.__doc__
@@ -61,19 +63,102 @@ class Primitive:
         return f"<primitive {self.name}>"
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        if self.n_inputs is not None and len(args) > self.n_inputs:
-            # numpy-style positional parameters, as in reshape(x, (2, 3)): pass them by name.
-            extra = args[self.n_inputs:]
-            if len(extra) > len(self.param_names):
-                raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
-                                f"positional arguments but {len(args)} were given")
-            params.update(zip(self.param_names, extra, strict=False))
-            args = args[:self.n_inputs]
+        if len(args) > self.n_inputs:
+            args, params = self._positional_params(args, params)
         for a in args:
             if isinstance(a, Value):
-                return _apply(self, args, params)
-        # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
-        return self.forward(*args, **params)
+                break
+        else:
+            # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
+            return self.forward(*args, **params)
+
+        # At least one Value: unwrap the inputs, run numpy, and record the result as a graph node.
+        raw = []
+        needs_grad = False
+        converted = None
+        for i, a in enumerate(args):
+            if isinstance(a, Value):
+                raw.append(a.data)
+                needs_grad = needs_grad or a.requires_grad
+            elif isinstance(a, (float, int)) or self.vjps[i] is None:  # noqa: UP038 - tuple is faster
+                raw.append(a)
+            else:
+                # Lists and integer arrays become float64 once, so the rules see the same arrays later.
+                c = to_array(a, self.name)
+                raw.append(c)
+                if c is not a:
+                    converted = converted or list(args)
+                    converted[i] = c
+        try:
+            out = self.forward(*raw, **params)
+        except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
+            raise _explain(self, raw, params, e) from e
+        if _Mode.anomaly:
+            check_forward(out, self, _user_site())
+        if needs_grad and _Mode.grad_enabled:
+            return Value._from_op(out, self, args if converted is None else tuple(converted), params)
+        return Value._constant(out)
+
+    def _positional_params(self, args: tuple, params: dict) -> tuple[tuple, dict]:
+        """numpy-style positional parameters, as in ``reshape(x, (2, 3))``: pass them by name."""
+        extra = args[self.n_inputs:]
+        if len(extra) > len(self.param_names):
+            raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
+                            f"positional arguments but {len(args)} were given")
+        params.update(zip(self.param_names, extra, strict=False))
+        return args[:self.n_inputs], params
+
+
+# --------------------------------------------------------------------------------------------------
+# Value's operator methods: the hot path of scalar code (micrograd-style loops over single numbers)
+# --------------------------------------------------------------------------------------------------
+
+_NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
+
+
+def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, Any], Any]:
+    """``Value.__mul__`` (or ``__rmul__``) for ``op``.
+
+    NOTE: the same as ``op(self, other)``, with the common case (the other operand a Value or a Python
+    number, grad mode on) done inline: it halves the cost of a scalar op. Everything else, including
+    errors and anomaly mode, takes the general path in ``Primitive.__call__``.
+    """
+    forward = op.forward
+
+    def method(self: Value, other: Any) -> Any:
+        if isinstance(other, Value):
+            other_data = other.data
+            needs_grad = self.requires_grad or other.requires_grad
+        elif isinstance(other, (float, int)):  # noqa: UP038 - a tuple is faster than a union here
+            other_data = other
+            needs_grad = self.requires_grad
+        else:
+            needs_grad = False
+        if needs_grad and _Mode.grad_enabled and not _Mode.anomaly:
+            try:
+                if reflected:
+                    return Value._from_op(forward(other_data, self.data), op, (other, self), _NO_PARAMS)
+                return Value._from_op(forward(self.data, other_data), op, (self, other), _NO_PARAMS)
+            except Exception:  # noqa: S110 - let the general path raise its explained error
+                pass
+        return op(other, self) if reflected else op(self, other)
+
+    method.__name__ = f"__r{op.name}__" if reflected else f"__{op.name}__"
+    method.__doc__ = op.__doc__
+    return method
+
+
+def unary_method(op: Primitive) -> Callable[[Value], Any]:
+    """``Value.exp`` etc. for ``op``, with the common case inline (see ``binary_method``)."""
+    forward = op.forward
+
+    def method(self: Value) -> Any:
+        if self.requires_grad and _Mode.grad_enabled and not _Mode.anomaly:
+            return Value._from_op(forward(self.data), op, (self,), _NO_PARAMS)
+        return op(self)
+
+    method.__name__, method.__doc__ = op.name, op.__doc__
+    return method
 
 
 def primitive(*vjps: Rule | None, expects: str = "") -> Callable[[Callable[..., Any]], Primitive]:
@@ -100,35 +185,6 @@ def _register_variadic(forward: Callable[..., Any], rule: Rule, expects: str) ->
     op = Primitive(forward, _ForEveryInput(rule), expects, variadic=True)  # type: ignore[arg-type]
     PRIMITIVES[op.name] = op
     return op
-
-
-def _apply(op: Primitive, args: tuple, params: dict) -> Any:
-    """Run ``op`` on inputs among which is at least one Value, and record the result as a node."""
-    raw = []
-    needs_grad = False
-    converted = None
-    for i, a in enumerate(args):
-        if isinstance(a, Value):
-            raw.append(a.data)
-            needs_grad = needs_grad or a.requires_grad
-        elif isinstance(a, float | int) or op.vjps[i] is None:
-            raw.append(a)
-        else:
-            # Lists and integer arrays become float64 once, so the rules see the same arrays later.
-            c = to_array(a, op.name)
-            raw.append(c)
-            if c is not a:
-                converted = converted or list(args)
-                converted[i] = c
-    try:
-        out = op.forward(*raw, **params)
-    except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
-        raise _explain(op, raw, params, e) from e
-    if _Mode.anomaly:
-        check_forward(out, op, _user_site())
-    if needs_grad and _Mode.grad_enabled:
-        return Value._from_op(out, op, args if converted is None else tuple(converted), params)
-    return Value(out, requires_grad=False)
 
 
 def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
@@ -167,34 +223,34 @@ BROADCASTS = "shapes that broadcast together (in each trailing dimension equal s
            lambda g, ans, a, b: g, expects=BROADCASTS)
 def add(a, b):
     """a + b;  d/da = g,  d/db = g"""
-    return np.add(a, b)
+    return a + b
 
 
 @primitive(lambda g, ans, a, b: g,
            lambda g, ans, a, b: -g, expects=BROADCASTS)
 def subtract(a, b):
     """a - b;  d/da = g,  d/db = -g"""
-    return np.subtract(a, b)
+    return a - b
 
 
 @primitive(lambda g, ans, a, b: g * b,
            lambda g, ans, a, b: g * a, expects=BROADCASTS)
 def multiply(a, b):
     """a * b;  d/da = g * b,  d/db = g * a"""
-    return np.multiply(a, b)
+    return a * b
 
 
 @primitive(lambda g, ans, a, b: g / b,
            lambda g, ans, a, b: -g * ans / b, expects=BROADCASTS)
 def divide(a, b):
     """a / b;  d/da = g / b,  d/db = -g * a / b**2  (written -g * ans / b)"""
-    return np.true_divide(a, b)
+    return a / b
 
 
 @primitive(lambda g, ans, x: -g)
 def negative(x):
     """-x;  d/dx = -g"""
-    return np.negative(x)
+    return -x
 
 
 def _power_vjp_base(g, ans, a, b):
@@ -212,7 +268,7 @@ def _power_vjp_exponent(g, ans, a, b):
 @primitive(_power_vjp_base, _power_vjp_exponent, expects=BROADCASTS)
 def power(a, b):
     """a ** b;  d/da = g * b * a**(b-1),  d/db = g * a**b * log(a)"""
-    return np.power(a, b)
+    return a ** b
 
 
 def _matmul_vjp_left(g, ans, a, b):
@@ -354,15 +410,15 @@ def _one_axis(a, ndim):
 
 def _sum_vjp(g, ans, x, axis=None, keepdims=False):
     shape = np.shape(x)
-    if not keepdims:
-        g = reshape(g, _kept_shape(shape, axis))
-    return broadcast_to(g, shape)
+    if axis is not None and not keepdims:
+        g = reshape(g, shape=_kept_shape(shape, axis))
+    return broadcast_to(g, shape=shape)
 
 
 @primitive(_sum_vjp)
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """sum over axis;  d/dx = g broadcast back over the summed axes"""
-    return np.sum(x, axis=axis, keepdims=keepdims)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims)  # np.sum without its Python-level wrapper
 
 
 def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
@@ -371,26 +427,26 @@ def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
     kept = _kept_shape(shape, axis)
     hit = _data(x) == np.reshape(_data(ans), kept)
     share = hit / np.sum(hit, axis=axis, keepdims=True)
-    return reshape(g, kept) * share
+    return reshape(g, shape=kept) * share
 
 
 @primitive(_extremum_vjp)
 def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """max over axis;  d/dx = g at the maximum (shared evenly between ties), 0 elsewhere"""
-    return np.max(x, axis=axis, keepdims=keepdims)
+    return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 @primitive(_extremum_vjp)
 def min(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """min over axis;  d/dx = g at the minimum (shared evenly between ties), 0 elsewhere"""
-    return np.min(x, axis=axis, keepdims=keepdims)
+    return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------------
 # Shapes and indexing
 # --------------------------------------------------------------------------------------------------
 
-@primitive(lambda g, ans, x, shape: reshape(g, np.shape(x)),
+@primitive(lambda g, ans, x, shape: reshape(g, shape=np.shape(x)),
            expects="a shape with the same number of elements")
 def reshape(x, shape):
     """x viewed with a new shape;  d/dx = g reshaped back"""
@@ -400,7 +456,7 @@ def reshape(x, shape):
 def _transpose_vjp(g, ans, x, axes=None):
     if axes is None:
         return transpose(g)
-    return transpose(g, tuple(np.argsort([_one_axis(a, np.ndim(x)) for a in axes])))
+    return transpose(g, axes=tuple(np.argsort([_one_axis(a, np.ndim(x)) for a in axes])))
 
 
 @primitive(_transpose_vjp, expects="axes that are a permutation of the array's dimensions")
@@ -412,16 +468,25 @@ def transpose(x, axes=None):
 @primitive(lambda g, ans, x, shape: g, expects=BROADCASTS)
 def broadcast_to(x, shape):
     """x repeated along broadcast axes;  d/dx = g summed over them (done by the engine's unbroadcast)"""
+    if math.prod(shape) <= _SMALL:
+        # NOTE: np.broadcast_to costs microseconds of Python-level checks; for small results (as the
+        # gradient of a sum over a small array) filling a fresh array is several times cheaper.
+        out = np.empty(shape, dtype=np.result_type(x))
+        out[...] = x
+        return out
     return np.broadcast_to(x, shape)
 
 
-@primitive(lambda g, ans, x, index: scatter_add(g, index, np.shape(x)), expects="a valid index")
+_SMALL = 4096
+
+
+@primitive(lambda g, ans, x, index: scatter_add(g, index=index, shape=np.shape(x)), expects="a valid index")
 def getitem(x, index):
     """x[index] (basic and advanced indexing);  d/dx = g added into zeros at index (repeats accumulate)"""
     return x[index]
 
 
-@primitive(lambda g, ans, y, index, shape: getitem(g, index))
+@primitive(lambda g, ans, y, index, shape: getitem(g, index=index))
 def scatter_add(y, index, shape):
     """zeros(shape) with y added at index (repeats accumulate): the adjoint of getitem;  d/dy = g[index]"""
     out = np.zeros(shape, dtype=np.result_type(y))
@@ -441,12 +506,12 @@ def _concatenate_vjp(argnum, g, ans, *arrays, axis=0):
     axis = _one_axis(axis, np.ndim(ans))
     start = builtins.sum(np.shape(a)[axis] for a in arrays[:argnum])
     stop = start + np.shape(arrays[argnum])[axis]
-    return getitem(g, (slice(None),) * axis + (slice(start, stop),))
+    return getitem(g, index=(slice(None),) * axis + (slice(start, stop),))
 
 
 def _stack_vjp(argnum, g, ans, *arrays, axis=0):
     axis = _one_axis(axis, np.ndim(ans))
-    return getitem(g, (slice(None),) * axis + (argnum,))
+    return getitem(g, index=(slice(None),) * axis + (argnum,))
 
 
 def _concatenate(*arrays, axis=0):
@@ -473,18 +538,18 @@ def swapaxes(x, a=-1, b=-2):
     """x with two axes exchanged (the last two by default)."""
     axes = list(range(np.ndim(x)))
     axes[a], axes[b] = axes[b], axes[a]
-    return transpose(x, tuple(axes))
+    return transpose(x, axes=tuple(axes))
 
 
 def expand_dims(x, axis):
     """x with a new axis of size 1 at ``axis``."""
     shape = list(np.shape(x))
     shape.insert(axis if axis >= 0 else len(shape) + axis + 1, 1)
-    return reshape(x, tuple(shape))
+    return reshape(x, shape=tuple(shape))
 
 
 def squeeze_last(x):
-    return reshape(x, np.shape(x)[:-1])
+    return reshape(x, shape=np.shape(x)[:-1])
 
 
 def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
