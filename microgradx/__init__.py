@@ -58,7 +58,11 @@ from .ops import (
     where,
 )
 
+from .viz import GraphvizNotFoundError, draw_graph, render_graph
+
 __version__ = "0.1.0"
+
+Value.draw = draw_graph  # v.draw(...) == draw_graph(v, ...): viz.py defines it, Value carries it
 
 __all__ = [
     "Value", "as_value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "grad",
@@ -69,5 +73,6 @@ __all__ = [
     "tanh", "sigmoid", "relu", "clip", "maximum", "where", "sum", "max", "min", "reshape", "transpose",
     "broadcast_to", "concatenate", "stack",
     "mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
+    "draw_graph", "render_graph", "GraphvizNotFoundError",
     "errors", "functional", "ops",
 ]
