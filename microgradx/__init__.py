@@ -57,7 +57,6 @@ from .ops import (
     transpose,
     where,
 )
-
 from .viz import GraphvizNotFoundError, draw_graph, render_graph
 
 __version__ = "0.1.0"
