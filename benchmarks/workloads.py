@@ -175,7 +175,8 @@ def moons_init(seed: int = 0) -> list[np.ndarray]:
 # Each trainer holds its own copy of the weights and offers
 #   step(xb, yb, lr)          one SGD step (what the timed epoch runs),
 #   loss_and_grads(xb, yb)    the loss and the gradients as numpy arrays, without updating (for tests),
-#   load(params)              overwrite its weights in place (each timed epoch starts from the same ones).
+#   load(params)              overwrite its weights in place (each timed epoch starts from the same ones),
+#   weights()                 its current weights as numpy arrays (for tests).
 
 def _floor_linear(params: list[np.ndarray], xb: np.ndarray, yb: np.ndarray) -> tuple[Any, list]:
     w, b = params
@@ -211,6 +212,9 @@ class FloorTrainer:
     def load(self, params: list[np.ndarray]) -> None:
         for p, q in zip(self.params, params, strict=True):
             p[...] = q
+
+    def weights(self) -> list[np.ndarray]:
+        return self.params
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         with np.errstate(over="ignore"):
@@ -249,6 +253,9 @@ class MicrogradxTrainer:
         for p, q in zip(self.params, params, strict=True):
             p.data[...] = q
 
+    def weights(self) -> list[np.ndarray]:
+        return [p.data for p in self.params]
+
     def _loss(self, xb: np.ndarray, yb: np.ndarray) -> Any:
         return mnist_loss(chapter_forward(self.model, self.params, xb), yb, mg.where)
 
@@ -267,6 +274,43 @@ class MicrogradxTrainer:
             p.zero_grad()
 
 
+class NnTrainer:
+    """microgradx as its users write the loop: nn.Linear or nn.MLP, nn.functional.mnist_loss, optim.SGD."""
+
+    name = "microgradx nn+optim"
+
+    def __init__(self, model: str, params: list[np.ndarray]) -> None:
+        from microgradx import nn, optim
+        self.net = nn.Linear(784, 1) if model == "linear" else nn.MLP(784, [30, 1])
+        self.params = self.net.parameters()
+        self.loss_fn = nn.functional.mnist_loss
+        self.sgd = optim.SGD
+        self.opt: Any = None
+        self.load(params)
+
+    def load(self, params: list[np.ndarray]) -> None:
+        for p, q in zip(self.params, params, strict=True):
+            assert p.shape == q.shape, (p.shape, q.shape)
+            p.data[...] = q
+
+    def weights(self) -> list[np.ndarray]:
+        return [p.data for p in self.params]
+
+    def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        loss = self.loss_fn(self.net(xb), yb)
+        loss.backward()
+        grads = [p.grad for p in self.params]
+        self.net.zero_grad()
+        return loss.item(), grads
+
+    def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> None:
+        if self.opt is None or self.opt.lr != lr:
+            self.opt = self.sgd(self.params, lr=lr)
+        self.loss_fn(self.net(xb), yb).backward()
+        self.opt.step()
+        self.opt.zero_grad()
+
+
 class TorchTrainer:
     """PyTorch eager on the CPU; batches are wrapped with torch.from_numpy (no copy)."""
 
@@ -281,6 +325,9 @@ class TorchTrainer:
         with self.torch.no_grad():
             for p, q in zip(self.params, params, strict=True):
                 p.copy_(self.torch.from_numpy(q))
+
+    def weights(self) -> list[np.ndarray]:
+        return [p.detach().numpy() for p in self.params]
 
     def _loss(self, xb: np.ndarray, yb: np.ndarray) -> Any:
         xb, yb = self.torch.from_numpy(xb), self.torch.from_numpy(yb)
@@ -317,6 +364,9 @@ class AutogradTrainer:
         for p, q in zip(self.params, params, strict=True):
             p[...] = q
 
+    def weights(self) -> list[np.ndarray]:
+        return self.params
+
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         loss, grads = self.value_and_grad(self.params, self.model, xb, yb)
         return float(loss), list(grads)
@@ -352,7 +402,7 @@ def epoch(trainer: Any, params0: list[np.ndarray], loader: Callable[[], Iterator
     return run
 
 
-MNIST_TRAINERS = [FloorTrainer, MicrogradxTrainer, TorchTrainer, AutogradTrainer]
+MNIST_TRAINERS = [FloorTrainer, MicrogradxTrainer, NnTrainer, TorchTrainer, AutogradTrainer]
 TRAINER_PEER = {TorchTrainer: "torch", AutogradTrainer: "autograd"}
 
 

@@ -63,16 +63,30 @@ def test_mnist_floor_matches_microgradx(model):
 
 
 @pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_mnist_nn_and_optim_loop_matches_floor(model):
+    pytest.importorskip("microgradx.nn")
+    pytest.importorskip("microgradx.optim")
+    params = w.mnist_init(model)
+    xb, yb = _batch()
+    _assert_same(w.FloorTrainer(model, params).loss_and_grads(xb, yb),
+                 w.NnTrainer(model, params).loss_and_grads(xb, yb), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
 def test_mnist_sgd_steps_agree(model):
     params = w.mnist_init(model)
-    floor, mgx = w.FloorTrainer(model, params), w.MicrogradxTrainer(model, params)
-    for seed in range(3):
-        xb, yb = _batch(seed=seed)
-        floor.step(xb, yb, lr=0.5)
-        mgx.step(xb, yb, lr=0.5)
-    for p, q, p0 in zip(floor.params, mgx.params, params, strict=True):
-        np.testing.assert_allclose(p, q.data, rtol=1e-4, atol=1e-6)
-        assert not np.array_equal(p, p0)  # the steps did move the weights
+    trainers = [w.FloorTrainer, w.MicrogradxTrainer, w.NnTrainer]
+    trainers += [cls for cls, peer in w.TRAINER_PEER.items() if w.have(peer)]
+    weights = []
+    for cls in trainers:
+        trainer = cls(model, params)
+        for seed in range(3):
+            trainer.step(*_batch(seed=seed), lr=0.5)
+        weights.append(trainer.weights())
+    for cls, got in zip(trainers[1:], weights[1:], strict=True):
+        for p, q in zip(weights[0], got, strict=True):
+            np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-6, err_msg=cls.name)
+    assert not np.array_equal(weights[0][0], params[0])  # the steps did move the weights
 
 
 def test_batches_visit_every_row_once_per_epoch():
