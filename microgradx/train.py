@@ -171,11 +171,11 @@ def pixel_similarity_accuracy(data: MnistData) -> float:
     figure is the plain fraction of valid images classified correctly, the same metric as the models'
     (the book averages the two per-digit accuracies instead; on a balanced set the two agree closely).
     """
+    is_3, is_7 = data.train_labels == 3, data.train_labels == 7
+    if not (is_3.any() and is_7.any()):
+        raise DataError(f"{data.source}: the training split needs both 3s and 7s")
     train = data.train_images.astype(np.float32) / 255
-    mean3 = train[data.train_labels == 3].mean(axis=0)
-    mean7 = train[data.train_labels == 7].mean(axis=0)
-    if np.isnan(mean3).any() or np.isnan(mean7).any():
-        raise DataError(f"{data.source}: the training split needs both 3s and 7s for the baseline")
+    mean3, mean7 = train[is_3].mean(axis=0), train[is_7].mean(axis=0)
     valid = data.valid_images.astype(np.float32) / 255
     closer_to_3 = np.abs(valid - mean3).mean(axis=(-1, -2)) < np.abs(valid - mean7).mean(axis=(-1, -2))
     return float(np.mean(closer_to_3 == (data.valid_labels == 3)))
