@@ -154,6 +154,9 @@ def _train(args: argparse.Namespace) -> int:
         model = args.model or "linear"
         trainer = Trainer(TrainConfig.for_model(model, epochs=args.epochs, lr=args.lr,
                                                 batch_size=args.batch_size, seed=args.seed), dataset)
+        if path.exists():
+            print(f"note: starting afresh; {path} from an earlier run will be replaced (--resume continues "
+                  "it instead)", file=sys.stderr)
     config, spec = trainer.config, trainer.spec
     baseline = pixel_similarity_accuracy(data)
 
@@ -172,6 +175,7 @@ def _train(args: argparse.Namespace) -> int:
         print(row(h))
     sys.stdout.flush()
 
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)   # only now: bad input above leaves no folder behind
     _remove_stale_temp_files(out, (CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME))
     saved = trainer.epoch if args.resume else None
@@ -188,7 +192,11 @@ def _train(args: argparse.Namespace) -> int:
     try:
         with bar:
             trainer.fit(out, on_epoch=on_epoch, on_batch=lambda: bar.update())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, MicrogradxError) as e:
+        if created and not any(out.iterdir()):
+            out.rmdir()          # stopped before the first checkpoint: leave nothing behind
+        if isinstance(e, MicrogradxError):
+            raise
         where = (f"{path} (epoch {saved}); continue with --resume" if saved
                  else "none (interrupted during the first epoch)")
         raise Interrupted(f"interrupted; last complete checkpoint: {where}") from None
@@ -245,7 +253,9 @@ def _check_same_settings(path: Path, config: Any, args: argparse.Namespace) -> N
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, metavar="FILE", help="a checkpoint written by train")
-    p.add_argument("--model", choices=["linear", "mlp"],
+    from .train import MODELS
+
+    p.add_argument("--model", choices=list(MODELS),
                    help="fail unless the weights are of this model (default: whichever they are)")
     p.add_argument("images", nargs="+", metavar="IMAGE.png",
                    help="28x28 8-bit grayscale PNGs, a light digit on black as in MNIST")

@@ -30,13 +30,14 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data import DataLoader, MnistData, to_features, to_targets
 from .engine import Value, no_grad
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, DataError, MicrogradxError
 from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
 from .optim import SGD
 
 __all__ = [
-    "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "LrFindResult",
+    "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
+    "LrFindResult",
     "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
     "read_digit_png", "lr_find", "plot_history", "plot_lr_find", "write_json",
 ]
@@ -228,6 +229,10 @@ class EpochStats:
     seconds: float = field(default=0.0, compare=False)   # wall time: not part of what must reproduce
 
 
+class TrainingDivergedError(MicrogradxError, FloatingPointError):
+    """The loss or the weights stopped being finite numbers: almost always a learning rate too large."""
+
+
 class Trainer:
     """A training run: a model, plain SGD and a seeded, shuffling loader, advanced one epoch at a time.
 
@@ -288,20 +293,37 @@ class Trainer:
         start = time.perf_counter()
         model, opt = self.model, self.optimizer
         total, count = 0.0, 0
-        for xb, yb in self.loader:
-            loss = mnist_loss(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.data) * len(xb)
-            count += len(xb)
-            if on_batch is not None:
-                on_batch()
-        valid_loss, valid_acc = evaluate(model, self.dataset.x_valid, self.dataset.y_valid)
+        # numpy's overflow warnings would only say the same as the check below, less clearly.
+        with np.errstate(over="ignore", invalid="ignore"):
+            for xb, yb in self.loader:
+                loss = mnist_loss(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.data) * len(xb)
+                count += len(xb)
+                if on_batch is not None:
+                    on_batch()
+            valid_loss, valid_acc = evaluate(model, self.dataset.x_valid, self.dataset.y_valid)
         stats = EpochStats(self.epoch + 1, total / count, valid_loss, valid_acc,
                            seconds=time.perf_counter() - start)
+        self._check_finite(stats)
         self.history.append(stats)
         return stats
+
+    def _check_finite(self, stats: EpochStats) -> None:
+        # Checked before the epoch counts (and so before it can be checkpointed): the last checkpoint
+        # stays the last good epoch. The weights are checked too, as mnist_loss stays finite (0.5) even
+        # when they have overflowed, the sigmoid saturating.
+        bad = [name for name, x in (("train loss", stats.train_loss), ("valid loss", stats.valid_loss))
+               if not np.isfinite(x)]
+        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+            bad.append("weights")
+        if bad:
+            raise TrainingDivergedError(
+                f"training diverged in epoch {stats.epoch}: {', '.join(bad)} not finite; lr "
+                f"{self.config.lr:g} is probably too large (microgradx lr-find shows which rates work)"
+            )
 
     def save(self, path: str | Path) -> Path:
         """Write the run's checkpoint atomically."""

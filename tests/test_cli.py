@@ -67,6 +67,10 @@ def test_train_prints_the_baseline_and_the_table_and_writes_its_files(tmp_path, 
     assert metrics["config"] == {"model": "linear", "epochs": 3, "lr": 1.0, "batch_size": 256, "seed": 0}
     assert metrics["final"]["valid_accuracy"] == pytest.approx(float(table[-1].split()[-1]), abs=5e-5)
     assert ckpt.load_checkpoint(out_dir / "checkpoint.npz").epoch == 3
+    # Training afresh into the same folder says that it replaces the earlier run's checkpoint.
+    code, _, err = run(capsys, "train", "--epochs", "1", "--out", out_dir)
+    assert code == 0 and "starting afresh" in err
+    assert ckpt.load_checkpoint(out_dir / "checkpoint.npz").epoch == 1
 
 
 def test_the_same_seed_prints_the_same_figures_and_writes_the_same_weights(tmp_path, capsys):
@@ -104,6 +108,29 @@ def test_resume_refuses_settings_that_differ_from_the_checkpoint(tmp_path, capsy
     code, _, err = run(capsys, "train", "--resume", "--model", "mlp", "--out", tmp_path)
     assert code == 2 and "--model linear, not mlp" in err
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys,
+                                                                               monkeypatch):
+    code, _, err = run(capsys, "train", "--model", "mlp", "--lr", "1e30", "--out", tmp_path / "new")
+    assert code == 2 and err.count("\n") == 1
+    assert "training diverged in epoch 1" in err and "lr 1e+30 is probably too large" in err
+    assert not (tmp_path / "new").exists()       # nothing was saved, so not even the folder is left
+
+    assert run(capsys, "train", "--model", "mlp", "--epochs", "2", "--out", tmp_path / "run")[0] == 0
+    from microgradx.train import Trainer
+    # Continue the good run with weights that will overflow: the epoch that diverges is not saved.
+    original = Trainer.train_epoch
+
+    def explode(self, on_batch=None):
+        for p in self.model.parameters():
+            p.data *= 1e30
+        return original(self, on_batch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", explode)
+    code, _, err = run(capsys, "train", "--resume", "--epochs", "4", "--out", tmp_path / "run")
+    assert code == 2 and "diverged in epoch 3" in err
+    assert ckpt.load_checkpoint(tmp_path / "run" / "checkpoint.npz").epoch == 2
 
 
 def test_resume_without_a_checkpoint(tmp_path, capsys):
