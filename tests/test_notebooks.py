@@ -140,6 +140,7 @@ def test_under_the_hood(tmp_path, monkeypatch):
     assert "correct version passes: True" in text                    # ... and not the fix
     assert "the graph is freed as soon as its output is: True" in text
     assert "softsign: 40 random arrays passed" in text
-    assert "Falsifying example" in text                              # hypothesis found the wrong rule
+    # hypothesis found the wrong rule and reported the (shrunk) input; the wording varies by version.
+    assert re.search(r"test_softsign_wrong_derivative\(\s*x=array\(", text)
     if shutil.which("dot"):
         assert count(nb, "image/svg+xml") == 2, "the two graphs were not drawn"
