@@ -260,10 +260,14 @@ def _git_state() -> str:
         head = subprocess.run(["git", "-C", str(w.REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(w.REPO), "status", "--porcelain", "--", "microgradx"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+                               capture_output=True, text=True, check=True).stdout.split("\n")
     except (OSError, subprocess.CalledProcessError):
         return ""
-    return f"(commit {head}{', with uncommitted changes in microgradx/' if dirty else ''})"
+    changed = [line[3:] for line in dirty if line.strip()]
+    if not changed:
+        return f"(commit {head})"
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    return f"(commit {head}; uncommitted changes in {', '.join(changed[:3])}{more})"
 
 
 def print_report(rows: list[Row], header: list[str], markdown: bool) -> None:

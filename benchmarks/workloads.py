@@ -377,9 +377,18 @@ class AutogradTrainer:
             p -= lr * g
 
 
+def _autograd_sigmoid() -> Callable[[Any], Any]:
+    """autograd's own sigmoid primitive, expit; it wraps scipy's, so without scipy a composite."""
+    try:
+        from autograd.scipy.special import expit
+    except ImportError:
+        import autograd.numpy as anp
+        return lambda z: 1 / (1 + anp.exp(-z))
+    return expit
+
+
 def _autograd_mnist_loss(params: list[Any], model: str, xb: np.ndarray, yb: np.ndarray) -> Any:
     import autograd.numpy as anp
-    from autograd.scipy.special import expit  # autograd's own sigmoid primitive (needs scipy)
 
     if model == "linear":
         w, b = params
@@ -387,7 +396,7 @@ def _autograd_mnist_loss(params: list[Any], model: str, xb: np.ndarray, yb: np.n
     else:
         w1, b1, w2, b2 = params
         z = anp.dot(anp.maximum(anp.dot(xb, w1) + b1, 0.0), w2) + b2
-    p = expit(z)
+    p = _autograd_sigmoid()(z)
     return anp.mean(anp.where(yb == 1, 1 - p, p))
 
 
@@ -691,9 +700,8 @@ def _matmul_floor(a: np.ndarray, b: np.ndarray, g: Any) -> tuple[Any, tuple]:
 
 def _hips(name: str) -> Callable[..., Any]:
     import autograd.numpy as anp
-    from autograd.scipy.special import expit
     return {"add": anp.add, "mul": anp.multiply, "matmul": anp.matmul, "exp": anp.exp, "tanh": anp.tanh,
-            "sigmoid": expit, "relu": lambda x: anp.maximum(x, 0.0), "sum": anp.sum}[name]
+            "sigmoid": _autograd_sigmoid(), "relu": lambda x: anp.maximum(x, 0.0), "sum": anp.sum}[name]
 
 
 OPS: dict[str, tuple[int, Callable[..., Any], Callable[..., Any]]] = {

@@ -116,8 +116,6 @@ def test_every_timed_epoch_starts_from_the_same_weights():
 @pytest.mark.parametrize("peer", ["torch", "autograd"])
 def test_mnist_peers_match_floor(model, peer):
     pytest.importorskip(peer)
-    if peer == "autograd":
-        pytest.importorskip("scipy")  # autograd's expit
     cls = w.TorchTrainer if peer == "torch" else w.AutogradTrainer
     params = w.mnist_init(model)
     xb, yb = _batch()
@@ -194,8 +192,6 @@ def test_op_floor_matches_microgradx(op, shape):
 @pytest.mark.parametrize("op", list(w.OPS))
 def test_op_peers_match_floor(op, peer):
     pytest.importorskip(peer)
-    if peer == "autograd":
-        pytest.importorskip("scipy")
     make = w.op_torch if peer == "torch" else w.op_autograd
     inputs, g = w.op_inputs(op, (5, 5))
     _, floor_grads = w.op_floor(op, inputs, g)()
