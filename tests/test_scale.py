@@ -105,7 +105,7 @@ def test_million_uses_of_one_value_backward_is_exact_and_frees_everything():
         x = mg.Value(0.75)
         total = x
         samples = []
-        for i in range(MILLION - 1):                 # x feeds a million add nodes
+        for i in range(MILLION - 1):                 # a million uses of x (the first add uses it twice)
             total = total + x
             if i % 10_000 == 0:
                 samples.append(weakref.ref(total))
