@@ -343,7 +343,9 @@ class Value:
                     if not create_graph and node._grad.dtype != node.data.dtype:
                         node._grad = node._grad.astype(node.data.dtype)
             else:
-                node._grad = g
+                # An interior node keeps its gradient for inspection only, as data: under create_graph
+                # the Value's graph leads back to this node (rules read `ans`), which would be a cycle.
+                node._grad = g.data if isinstance(g, Value) else g
 
 
 def _seed(root: Value, gradient: Any) -> Any:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .engine import Value, as_value
+from .errors import AxisError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
            "expand_dims"]
@@ -24,17 +25,29 @@ def _data(x: Any) -> Any:
     return x.data if isinstance(x, Value) else np.asarray(x)
 
 
+def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
+    """``axis`` unchanged, once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""
+    shape = np.shape(_data(x))
+    try:
+        ops._normalize_axes(axis, len(shape) + new_axis)
+    except (np.exceptions.AxisError, TypeError) as e:
+        raise AxisError(f"{name}: input of shape {shape}, axis={axis!r}: {e}") from None
+    return axis
+
+
 def _reduced_size(shape: tuple[int, ...], axis: Any) -> int:
     return int(np.prod([shape[a] for a in ops._normalize_axes(axis, len(shape))], dtype=np.int64))
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis`` (all axes when None), as ``np.mean``."""
+    axis = _checked("mean", x, axis)
     return ops.sum(x, axis=axis, keepdims=keepdims) / _reduced_size(np.shape(x), axis)
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Population variance over ``axis`` (``ddof=0``, as ``np.var``)."""
+    axis = _checked("var", x, axis)
     centred = x - mean(x, axis=axis, keepdims=True)
     return mean(centred * centred, axis=axis, keepdims=keepdims)
 
@@ -42,6 +55,7 @@ def var(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over ``axis``, without overflow for large x."""
     x = as_value(x)
+    axis = _checked("logsumexp", x, axis)
     # Subtracting the max keeps exp() <= 1. The shift is a constant (detached): it cancels exactly, so
     # the gradient is unchanged. An infinite max would give inf - inf = nan: shift by 0 there instead.
     shift = np.max(x.data, axis=axis, keepdims=True)
@@ -55,12 +69,14 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 def softmax(x: Any, axis: int = -1) -> Any:
     """exp(x) / sum(exp(x)) along ``axis``: non-negative, sums to 1 along that axis."""
     x = as_value(x)
+    axis = _checked("softmax", x, axis)
     e = ops.exp(x - np.max(x.data, axis=axis, keepdims=True))  # shift by a constant: see logsumexp
     return e / ops.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """log(softmax(x)) along ``axis``, computed as x - logsumexp(x), which stays finite."""
+    axis = _checked("log_softmax", x, axis)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
@@ -83,11 +99,17 @@ def flatten(x: Any) -> Any:
 
 def squeeze(x: Any, axis: Any = None) -> Any:
     """x without the axes of size 1 (only ``axis`` when given), as ``np.squeeze``."""
-    return ops.reshape(x, np.squeeze(np.empty(np.shape(x), dtype=bool), axis=axis).shape)
+    shape = np.shape(_data(x))
+    if axis is not None:
+        named = ops._normalize_axes(_checked("squeeze", x, axis), len(shape))
+        if any(shape[a] != 1 for a in named):
+            raise ShapeError(f"squeeze: input of shape {shape}, axis={axis!r}: only axes of size 1 can go")
+    return ops.reshape(x, np.squeeze(np.empty(shape, dtype=bool), axis=axis).shape)
 
 
 def expand_dims(x: Any, axis: int) -> Any:
     """x with a new axis of size 1 at ``axis``, as ``np.expand_dims``."""
+    axis = _checked("expand_dims", x, axis, new_axis=True)
     return ops.reshape(x, np.expand_dims(np.empty(np.shape(x), dtype=bool), axis).shape)
 
 

@@ -194,10 +194,10 @@ def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
     if isinstance(e, np.exceptions.AxisError):
         return AxisError(f"{where}: {e}")
     if isinstance(e, IndexError):
-        return AxisError(f"{where}: index out of range ({e})")
+        return AxisError(f"{where}: bad index {params.get('index')!r} ({e})")
     if isinstance(e, TypeError):
-        types = ", ".join(type(a).__name__ for a in raw)
-        return DTypeError(f"{op.name}: expected real numbers or arrays, got {types} ({e})")
+        return DTypeError(f"{where}: expected real numbers or arrays, and integers in axes and shapes "
+                          f"({e})")
     if isinstance(e, ValueError):
         expected = f"; expected {op.expects}" if op.expects else ""
         return ShapeError(f"{where}{expected} ({e})")
@@ -254,10 +254,16 @@ def negative(x):
 
 
 def _power_vjp_base(g, ans, a, b):
-    # NOTE: b * a**(b-1) is 0 * inf = NaN at a = 0, b = 0; the derivative of the constant a**0 is 0.
+    # NOTE: b * a**(b-1) is 0 * inf = NaN at a = 0, b = 0, where the derivative of the constant a**0 is 0.
+    # There the rule is evaluated at b = 1 instead (finite) and masked out, so that no NaN reaches this
+    # derivative or, under create_graph, the derivatives of it. Elsewhere b = 0 needs no care.
     if isinstance(b, int | float) and b == 0:
         return g * 0
-    return g * b * power(a, b - 1)
+    pole = (_data(a) == 0) & (_data(b) == 0)
+    if not np.any(pole):
+        return g * b * power(a, b - 1)
+    safe = where(pole, 1, b)
+    return where(pole, 0, g * safe * power(a, safe - 1))
 
 
 def _power_vjp_exponent(g, ans, a, b):

@@ -29,10 +29,17 @@ def execute(path: Path) -> float:
     """Execute the notebook at ``path`` in place; return the seconds it took."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    # record_timing=False: no timestamps in the cells' metadata, so re-running changes only real outputs.
+    # So that re-running changes only real outputs: no timestamps in the cells' metadata (record_timing),
+    # one output per stream however the kernel happened to flush it (coalesce_streams), and no text
+    # fallback beside a picture (an object's repr, with a memory address that differs on every run).
     NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", record_timing=False,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+                   coalesce_streams=True, resources={"metadata": {"path": str(path.parent)}}).execute()
     elapsed = time.perf_counter() - start
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/plain" in data and ("image/png" in data or "image/svg+xml" in data):
+                del data["text/plain"]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, path.stat().st_mode & 0o777)   # mkstemp makes it private; keep the notebook's mode
