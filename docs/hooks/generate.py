@@ -205,7 +205,7 @@ def cli_help(command: str) -> str:
         raise PluginError(f"cli-help: microgradx has no command {command!r}")
     target = sub.choices[command] if sub else parser
     saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"      # argparse wraps to the terminal; a page has no terminal
+    os.environ["COLUMNS"] = "82"       # argparse wraps to the terminal; 80 columns fit a code block
     try:
         text = target.format_help()
     finally:
