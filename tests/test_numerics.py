@@ -90,17 +90,11 @@ EDGES = [
     ("softplus(-1000)", mg.softplus, lambda x: np.logaddexp(0.0, x), [-1000.0], 0.0, [0.0]),
 ]
 IDS = [e[0] for e in EDGES]
-POWER_BUG = pytest.mark.xfail(
-    strict=True, reason="_power_vjp_base special-cases an exponent of 0 only when it is a Python number "
-                        "(or np.float64, a float subclass): an array, float32 or Value exponent holding 0 "
-                        "gives 0 * inf = NaN at base 0 (PyTorch: 0); reported to the lead with a fix")
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["float32", "float64"])
 @pytest.mark.parametrize("name, f, reference, inputs, value, derivatives", EDGES, ids=IDS)
-def test_value_and_derivative_at_the_edge(name, f, reference, inputs, value, derivatives, dtype, request):
-    if name == "0**y, y=0" and dtype == np.float32:
-        request.applymarker(POWER_BUG)             # np.float32 is not a Python float: no special case
+def test_value_and_derivative_at_the_edge(name, f, reference, inputs, value, derivatives, dtype):
     out, grads = value_and_grad(f, *inputs, dtype=dtype)
     assert same(out, value), f"{name} = {out!r}, expected {value!r}"
     assert out.dtype == dtype
@@ -127,7 +121,6 @@ def test_division_by_a_zero_python_number_follows_ieee_not_python():
         assert np.isnan((mg.Value(0.0) / 0).data)
 
 
-@POWER_BUG
 @pytest.mark.parametrize("exponent", [np.array([0.0, 0.0]), np.array([0.0, 2.0]), "value"],
                          ids=["array-zeros", "array-mixed", "value-exponent"])
 def test_derivative_of_zero_to_an_array_exponent_holding_zero_is_zero(exponent):
@@ -138,8 +131,6 @@ def test_derivative_of_zero_to_an_array_exponent_holding_zero_is_zero(exponent):
     np.testing.assert_array_equal(x.grad, [0.0, 0.0])
 
 
-@pytest.mark.xfail(strict=True, reason="under create_graph the exponent is a Value, so the b == 0 special "
-                   "case is skipped and d(x**y)/dx at 0**0 is NaN; reported to the lead with a fix")
 def test_derivative_of_zero_to_the_zero_is_zero_in_nested_grad():
     # Inputs that require grad make grad() record its backward pass (create_graph), as in grad(grad(f)).
     with np.errstate(all="ignore"):

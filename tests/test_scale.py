@@ -242,9 +242,6 @@ def test_graph_of_a_create_graph_gradient_is_freed_when_dropped(mlp):
         assert alive(refs) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="backward(create_graph=True) stores each interior node's gradient as "
-                   "a Value whose graph refers back to that node (through the rule's `ans`): a cycle the "
-                   "cyclic collector must break; reported to the lead")
 def test_backward_with_create_graph_frees_the_graph_once_leaf_gradients_are_reset(mlp):
     # As in PyTorch, a leaf's .grad made with create_graph=True holds the graph (and the leaf) until
     # the gradient is reset. After zero_grad() on every leaf nothing should hold it any more.
