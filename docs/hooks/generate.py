@@ -77,8 +77,8 @@ def notebook_page(path: Path) -> tuple[str, dict[str, bytes]]:
     images: dict[str, bytes] = {}
     blocks: list[str] = []
     note = (f'!!! note "A notebook"\n    This page is `notebooks/{path.name}`, shown with the outputs it '
-            "is committed with. To run it yourself: `jupyter lab notebooks/`; to refresh every notebook's "
-            "outputs in place: `python notebooks/execute.py`.")
+            "is committed with. Open it in Jupyter to run it yourself; `python notebooks/execute.py` re-runs "
+            "every notebook and saves its fresh outputs.")
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             blocks.append(cell.source)
@@ -105,7 +105,6 @@ def _outputs(path: Path, cell: Any, images: dict[str, bytes]) -> list[str]:
             if mime in data:
                 name = f"{path.stem}-{len(images) + 1}.{ext}"
                 raw = data[mime]
-                raw = "".join(raw) if isinstance(raw, list) else raw
                 images[name] = raw.encode() if ext == "svg" else base64.b64decode(raw)
                 blocks.append(f"![output {len(images)} of {path.stem}]({name})")
                 break
@@ -133,7 +132,8 @@ def ops_table() -> str:
 
     rows = []
     for name, prim in ops.PRIMITIVES.items():
-        first = (prim.__doc__ or "").strip().splitlines()[0] if prim.__doc__ else ""
+        lines = (prim.__doc__ or "").strip().splitlines()
+        first = lines[0] if lines else ""
         match = _DERIVATIVE.match(first)
         if match is None:
             raise PluginError(f"microgradx.ops.{name}: the first line of its docstring must read "
