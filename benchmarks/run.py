@@ -27,6 +27,7 @@ import platform  # noqa: E402
 import pstats  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from dataclasses import dataclass, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -55,13 +56,13 @@ class Settings:
     long_chain: int     # rounds of the 1,000,000-op chain
     min_time: float     # seconds per sample, at least
     chains: tuple[int, ...]
-    chain_memory: bool
+    thorough: bool      # peak memory of the large ops and the chain; untimed warm-up of the 100,000 chain
 
 
 QUICK = Settings(mnist=5, moons=3, tiny=5, large=3, chain=2, long_chain=0, min_time=0.02, chains=(100_000,),
-                 chain_memory=False)
+                 thorough=False)
 FULL = Settings(mnist=15, moons=7, tiny=15, large=5, chain=5, long_chain=2, min_time=0.1,
-                chains=(100_000, 1_000_000), chain_memory=True)
+                chains=(100_000, 1_000_000), thorough=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ def bench_ops(s: Settings) -> list[Row]:
                 if peer and not w.have(peer):
                     cases.append(_absent(name, peer))
                     continue
-                cases.append(Case(name, make(op, inputs, g), memory=shape == LARGE,
+                cases.append(Case(name, make(op, inputs, g), memory=s.thorough and shape == LARGE,
                                   traced=name != "PyTorch eager"))
             per_op.append(harness.measure(f"4 op {size} {op}", "op", cases, "numpy floor", rounds,
                                           s.min_time))
@@ -157,9 +158,11 @@ def bench_chain(s: Settings) -> list[Row]:
             if peer and not w.have(peer):
                 cases.append(_absent(name, peer))
                 continue
-            # The long chain takes seconds per call: no untimed warm-up call, no memory run.
-            cases.append(Case(name, lambda f=fn, n=n: f(n), per=n, memory=s.chain_memory and not long,
-                              traced=name != "PyTorch eager", warmup=not long))
+            # A long chain takes seconds per call: no untimed warm-up call (beyond the full run's
+            # 100,000-op one), no memory run for the 1,000,000-op one.
+            full = s.thorough and not long
+            cases.append(Case(name, lambda f=fn, n=n: f(n), per=n, memory=full,
+                              traced=name != "PyTorch eager", warmup=full))
         rows += harness.measure(f"5 chain {n:,} ops", "node", cases, "Python floats (hand tape)",
                                 s.long_chain if long else s.chain, s.min_time)
     # micrograd's recursive topological sort stops near Python's recursion limit: show it where it works.
@@ -332,7 +335,8 @@ def profile(selected: list[str], data: tuple[np.ndarray, np.ndarray, str] | None
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, no 1,000,000-op chain (~1 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer rounds, no 1,000,000-op chain, memory of the MNIST epochs only (~1 min)")
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
                         help=f"run only these workloads: {', '.join(NAMES)}")
     parser.add_argument("--repeat", type=int, metavar="N", help="rounds per workload (overrides the mode)")
@@ -357,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     header = machine_lines(data[2] if data else None, s)
     print("\n".join(header) if not args.markdown else "running...", file=sys.stderr)
     rows: list[Row] = []
+    start = time.perf_counter()
     for name in selected:
-        print(f"  {name} ...", file=sys.stderr, flush=True)
+        print(f"  {name} ... (at {time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
         if name in ("linear", "mlp"):
             rows += bench_mnist(name, s, data)
         elif name == "moons":
