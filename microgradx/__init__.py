@@ -4,7 +4,7 @@
 >>> x = mg.Value(3.0)
 >>> y = x**2
 >>> y.backward()
->>> x.grad
+>>> print(x.grad)
 6.0
 """
 

@@ -559,9 +559,9 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
 def grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
     """Return a function computing the gradient of scalar-valued ``f`` w.r.t. argument(s) ``argnums``.
 
-    >>> grad(lambda x: x**3)(3.0)          # 3 * 3**2
+    >>> print(grad(lambda x: x**3)(3.0))          # 3 * 3**2
     27.0
-    >>> grad(grad(lambda x: x**3))(3.0)    # 6 * 3
+    >>> print(grad(grad(lambda x: x**3))(3.0))    # 6 * 3
     18.0
     """
     vg = value_and_grad(f, argnums)

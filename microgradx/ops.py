@@ -48,7 +48,7 @@ class Primitive:
 
     def __init__(self, forward: Callable[..., Any], vjps: Sequence[Rule | None], expects: str,
                  variadic: bool = False) -> None:
-        self.name = forward.__name__
+        self.name = self.__name__ = forward.__name__
         self.forward = forward
         self.vjps = vjps
         self.expects = expects

@@ -138,11 +138,11 @@ def _compare(label: str, i: int, x: np.ndarray, analytic: np.ndarray, numeric: n
     if np.all(error <= 0):
         return
     bad = np.where(np.isnan(error), np.inf, error)
-    worst = np.unravel_index(int(np.argmax(bad)), x.shape) if x.ndim else ()
+    worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), x.shape)) if x.ndim else ()
     raise GradcheckError(
         f"gradcheck of {label}: input #{i} (shape {x.shape}) disagrees with finite differences "
-        f"at element {worst}: analytic {analytic[worst]!r}, numeric {numeric[worst]!r} "
-        f"(input value {x[worst]!r}; {int(np.sum(~(error <= 0)))} of {x.size} elements off; "
+        f"at element {worst}: analytic {float(analytic[worst]):.6g}, numeric {float(numeric[worst]):.6g} "
+        f"(input value {float(x[worst]):.6g}; {int(np.sum(~(error <= 0)))} of {x.size} elements off; "
         f"atol={atol}, rtol={rtol})"
     )
 
