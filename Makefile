@@ -15,8 +15,11 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The chapter's two models on the sample shipped in the package: the linear classifier, then the
+# two-layer net. Pass e.g. ARGS="--data ~/.fastai/data/mnist_sample" to train on the full data.
 train: $(STAMP)
-	$(BIN)/microgradx train $(ARGS)
+	$(BIN)/microgradx train --model linear --out runs/linear $(ARGS)
+	$(BIN)/microgradx train --model mlp --out runs/mlp $(ARGS)
 
 test: $(STAMP)
 	@sh scripts/ensure_graphviz.sh

@@ -8,7 +8,7 @@
 6.0
 """
 
-from . import errors, functional, ops
+from . import errors, functional, nn, ops, optim
 from .engine import (
     Value,
     as_value,
@@ -73,5 +73,5 @@ __all__ = [
     "broadcast_to", "concatenate", "stack",
     "mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
     "draw_graph", "render_graph", "GraphvizNotFoundError",
-    "errors", "functional", "ops",
+    "errors", "functional", "nn", "ops", "optim",
 ]
