@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Installs are skipped when setup.cfg has not changed since the last one.
-STAMP  := $(VENV)/.installed
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: train test lint bench docs clean
 
@@ -11,26 +12,32 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml
+# The package and what it needs to run (numpy, Pillow, matplotlib, tqdm, graphviz).
+$(RUN_STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# Plus what the tests, the notebooks and the docs need.
+$(TEST_STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $@
 
 # The chapter's two models on the sample shipped in the package: the linear classifier, then the
 # two-layer net. Pass e.g. ARGS="--data ~/.fastai/data/mnist_sample" to train on the full data.
-train: $(STAMP)
+train: $(RUN_STAMP)
 	$(BIN)/microgradx train --model linear --out runs/linear $(ARGS)
 	$(BIN)/microgradx train --model mlp --out runs/mlp $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	@sh scripts/ensure_graphviz.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 # The documentation site, into site/ (the test suite builds it too). Live preview: .venv/bin/mkdocs serve
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
