@@ -2,8 +2,8 @@
 
 How a workload is measured (:func:`measure`):
 
-* Each implementation is called once to warm up (imports, caches, first allocations) and, if that call
-  was short, once more to find how many calls make a sample of at least ``min_time`` seconds.
+* Each implementation is called once to warm up (imports, lazy initialisation, first allocations) and
+  once more to find how many calls make a sample of at least ``min_time`` seconds.
 * Then ``repeat`` rounds. In each round every implementation takes one sample, in an order rotated by
   one place per round, so that slow and fast moments of a shared machine fall on all of them alike.
   The garbage collector stays on (micrograd's reference cycles are part of its cost) but a full
@@ -91,8 +91,8 @@ def measure(workload: str, unit: str, cases: list[Case], reference: str, repeat:
             if not c.warmup:
                 calls[c.name] = 1
                 continue
-            first = _timed(c.fn, 1)
-            calls[c.name] = 1 if first >= min_time else max(1, math.ceil(min_time / _timed(c.fn, 1)))
+            c.fn()  # warm-up: PyTorch's first backward() alone takes most of a second
+            calls[c.name] = max(1, math.ceil(min_time / _timed(c.fn, 1)))
         except Exception as e:  # e.g. micrograd's RecursionError: report it, time the others
             rows[c.name].note = _join(rows[c.name].note, _failure(e))
     live = [c for c in cases if c.name in calls]
