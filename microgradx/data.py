@@ -36,6 +36,7 @@ __all__ = [
     "load_mnist_3_7",
     "load_png_folder",
     "read_idx",
+    "read_png",
     "to_features",
     "to_targets",
 ]
@@ -318,7 +319,7 @@ def load_png_folder(root: PathLike, split: str) -> tuple[np.ndarray, np.ndarray]
     images = np.empty((len(files), *IMAGE_SHAPE), dtype=np.uint8)
     labels = np.empty(len(files), dtype=np.uint8)
     for i, (digit, png) in enumerate(files):
-        images[i] = _read_png(png)
+        images[i] = read_png(png)
         labels[i] = digit
     return images, labels
 
@@ -338,8 +339,17 @@ def _png_files(folder: Path) -> list[Path]:
     return [folder / name for name in sorted(names, key=order)]
 
 
-def _read_png(path: Path) -> np.ndarray:
+def read_png(path: PathLike) -> np.ndarray:
+    """One 28x28 8-bit grayscale PNG as uint8 (28, 28), light digit on black as in MNIST.
+
+    Raises:
+        DataError: the file is missing, not a PNG, damaged, not grayscale or not 28x28.
+    """
     from PIL import Image  # lazily: only this reader needs Pillow
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
 
     # Pillow reports a damaged file through any of these, depending on where the damage is.
     errors = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
-from .data import DataLoader, MnistData, to_features, to_targets
+from .data import DataLoader, MnistData, read_png, to_features, to_targets
 from .engine import Value, no_grad
 from .errors import CheckpointError, DataError, MicrogradxError
 from .losses import accuracy, mnist_loss
@@ -380,36 +380,8 @@ def predict_proba(model: Module, x: np.ndarray) -> np.ndarray:
 
 
 def read_digit_png(path: str | Path) -> np.ndarray:
-    """One 28x28 8-bit grayscale PNG as uint8 (28, 28), light digit on black as in MNIST.
-
-    Raises:
-        DataError: the file is missing, not a PNG, damaged, not grayscale or not 28x28.
-    """
-    import struct
-    import zlib
-
-    from PIL import Image  # lazily: only reading images needs Pillow
-
-    path = Path(path)
-    broken = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
-              Image.DecompressionBombError)
-    if not path.is_file():
-        raise DataError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
-    try:
-        image = Image.open(path, formats=("PNG",))
-    except broken as e:
-        raise DataError(f"{path}: not a readable PNG ({e})") from None
-    with image:
-        # The header is checked before the pixels are decoded: a PNG claiming a huge canvas costs nothing.
-        if image.mode != "L":
-            raise DataError(f"{path}: image mode {image.mode}; expected 8-bit grayscale (mode L), 28x28")
-        if image.size != (28, 28):
-            raise DataError(f"{path}: {image.size[0]}x{image.size[1]} pixels; expected 28x28")
-        try:
-            image.load()
-            return np.array(image, dtype=np.uint8)
-        except broken as e:
-            raise DataError(f"{path}: corrupt PNG data ({e})") from None
+    """One 28x28 8-bit grayscale PNG as uint8 (28, 28): :func:`microgradx.data.read_png`."""
+    return read_png(path)
 
 
 # --------------------------------------------------------------------------------------------------
