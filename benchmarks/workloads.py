@@ -712,7 +712,9 @@ OPS: dict[str, tuple[int, Callable[..., Any], Callable[..., Any]]] = {
     "tanh": (1, _tanh_floor, lambda x: x.tanh()),
     "sigmoid": (1, _sigmoid_floor, lambda x: x.sigmoid()),
     "relu": (1, lambda x, g: (np.maximum(x, 0), (g * (x > 0),)), lambda x: x.relu()),
-    "sum": (1, lambda x, g: (x.sum(), (np.broadcast_to(g, x.shape),)), lambda x: x.sum()),
+    # np.full, not np.broadcast_to: every framework hands its user a materialised gradient, and
+    # broadcast_to costs ~7 us a call whatever the size, which would make the floor slow on tiny arrays.
+    "sum": (1, lambda x, g: (x.sum(), (np.full(x.shape, g),)), lambda x: x.sum()),
 }
 
 
