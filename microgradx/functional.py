@@ -9,6 +9,7 @@ The end of this file binds the primitives and composites to ``Value`` as operato
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,9 @@ def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
 
 
 def _reduced_size(shape: tuple[int, ...], axis: Any) -> int:
-    return int(np.prod([shape[a] for a in ops._normalize_axes(axis, len(shape))], dtype=np.int64))
+    if axis is None:
+        return math.prod(shape)
+    return math.prod(shape[a] for a in ops._normalize_axes(axis, len(shape)))
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:

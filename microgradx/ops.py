@@ -566,3 +566,18 @@ def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """``np.stack`` for Values and arrays: join along a new axis."""
     return stack_(*arrays, axis=axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# Undoing broadcasting (the engine applies it to every input's gradient)
+# --------------------------------------------------------------------------------------------------
+
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g.shape``."""
+    extra = g.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
+    )
+    if axes:
+        g = sum(g, axis=axes)
+    return reshape(g, shape=shape) if g.shape != shape else g
