@@ -409,3 +409,28 @@ def test_checkpoint_error_is_a_microgradx_error():
     # main() turns exactly the library's own errors into exit code 2; CheckpointError must be one.
     from microgradx.errors import MicrogradxError
     assert issubclass(CheckpointError, MicrogradxError)
+
+
+# --------------------------------------------------------------------------------------------------
+# no network
+# --------------------------------------------------------------------------------------------------
+
+
+def test_every_command_runs_with_the_network_switched_off(tmp_path, capsys, monkeypatch):
+    # Any attempt to open a socket (a download, a telemetry ping) fails loudly instead of going out.
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("microgradx tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    out = tmp_path / "run"
+    assert run(capsys, "train", "--epochs", "2", "--quiet", "--out", out)[0] == 0
+    assert run(capsys, "lr-find", "--out", tmp_path / "lr")[0] == 0
+    assert run(capsys, "graph", "--out", out)[0] == 0
+    digit = tmp_path / "digit.png"
+    Image.fromarray(load_mnist_3_7().valid_images[0]).save(digit)
+    code, printed, _ = run(capsys, "predict", "--weights", out / "checkpoint.npz", digit)
+    assert code == 0 and re.search(r"digit\.png: [37] \(p=", printed)
