@@ -46,24 +46,22 @@ class _Parser(argparse.ArgumentParser):
 # Argument types
 # --------------------------------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
+def _integer_from(minimum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = minimum - 1
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return n
+    parse.__name__ = what.replace(" ", "_")   # argparse names the type in its messages
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return n
+_positive_int = _integer_from(1, "a positive integer")
+_seed = _integer_from(0, "a non-negative integer")
 
 
 def _positive_float(text: str) -> float:
