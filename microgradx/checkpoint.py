@@ -19,22 +19,21 @@ and every problem (missing, truncated, not an npz, from another model or a newer
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
 from .errors import CheckpointError
 from .nn import Module
 from .optim import Optimizer
@@ -89,36 +88,6 @@ class Checkpoint:
 # --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path`` for writing; on success it replaces ``path`` in one step.
-
-    On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is left
-    as it was. The data is flushed to disk before the rename, so even a crash of the machine cannot leave
-    a renamed file with missing contents.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode any new file would get under the umask.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)   # the only portable way to read the umask is to set it and put it back
-    os.umask(mask)
-    return mask
-
 
 def save_checkpoint(path: PathLike, model: Module, architecture: Mapping[str, Any], *,
                     optimizer: Optimizer | None = None, epoch: int = 0,

@@ -26,13 +26,13 @@ import functools
 import html
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._files import atomic_write
 from .engine import Value
 from .errors import MicrogradxError
 
@@ -209,7 +209,8 @@ def render_graph(root_or_graph: Any, path: str | os.PathLike, format: str | None
     else:
         graph = draw_graph(root_or_graph, **kwargs)
     data = graph.source.encode() if fmt == "dot" else _pipe(graph, fmt)
-    _write_atomic(path, data)
+    with atomic_write(path) as f:
+        f.write(data)
     return path
 
 
@@ -536,17 +537,3 @@ def _pipe(graph: Any, fmt: str) -> bytes:
         raise GraphvizNotFoundError(_missing_dot(f"render {fmt.upper()}")) from None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path`` (atomic on one filesystem)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp makes the file private (0600); give it the mode an ordinary new file would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
