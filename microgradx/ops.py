@@ -129,8 +129,9 @@ def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, An
         if isinstance(other, Value):
             other_data = other.data
             needs_grad = self.requires_grad or other.requires_grad
-        elif isinstance(other, (float, int)):  # noqa: UP038 - a tuple is faster than a union here
-            other_data = other
+        elif isinstance(other, (float, int)) or (  # noqa: UP038 - a tuple is faster than a union here
+                isinstance(other, np.ndarray) and other.dtype.kind == "f"):
+            other_data = other      # a constant that needs no conversion (a batch: xb @ w)
             needs_grad = self.requires_grad
         else:
             needs_grad = False
