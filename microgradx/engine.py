@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AnomalyError, DTypeError, GradientError
+from .errors import AnomalyError, DTypeError, GradientError, ShapeError
 
 if TYPE_CHECKING:
     from .ops import Primitive
 
-__all__ = ["Value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "as_value", "grad",
+__all__ = ["Value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "as_value", "data_of",
+           "grad",
            "value_and_grad"]
 
 
@@ -123,6 +124,11 @@ def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
         f"{where}: expected real numbers (float, int, bool or an array of them), "
         f"got {type(x).__name__} with dtype {arr.dtype}"
     )
+
+
+def data_of(x: Any) -> Any:
+    """The data of a Value; anything else (a number, an array) as it is. For masks and shapes."""
+    return x.data if isinstance(x, Value) else x
 
 
 def as_value(x: Any) -> Value:
@@ -380,7 +386,6 @@ def _seed(root: Value, gradient: Any) -> Any:
     else:
         seed = np.asarray(to_array(gradient, "backward(gradient=...)"), dtype=root.dtype)
     if seed.shape != root.shape:
-        from .errors import ShapeError
         raise ShapeError(f"backward(): gradient has shape {seed.shape}, expected {root.shape} "
                          "(the shape of the Value it seeds)")
     return seed

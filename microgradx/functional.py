@@ -15,20 +15,16 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .engine import Value, as_value
+from .engine import Value, as_value, data_of
 from .errors import AxisError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
            "expand_dims"]
 
 
-def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Value) else np.asarray(x)
-
-
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
     """``axis`` unchanged, once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""
-    shape = np.shape(_data(x))
+    shape = np.shape(data_of(x))
     try:
         ops._normalize_axes(axis, len(shape) + new_axis)
     except (np.exceptions.AxisError, TypeError) as e:
@@ -89,7 +85,7 @@ def softplus(x: Any) -> Any:
     # overflows and no inf * 0 = NaN leaks into the gradient of the branch not taken:
     #   x > 0:  x + log(1 + exp(-x))        x <= 0:  log(1 + exp(x))
     # (max(x, 0) + log(1 + exp(-|x|)) is shorter, but its kinks at 0 give wrong derivatives there.)
-    positive = _data(x) > 0
+    positive = np.asarray(data_of(x)) > 0
     xp = ops.where(positive, x, 0.0)
     xn = ops.where(positive, 0.0, x)
     return ops.where(positive, xp + ops.log(1 + ops.exp(-xp)), ops.log(1 + ops.exp(xn)))
@@ -102,7 +98,7 @@ def flatten(x: Any) -> Any:
 
 def squeeze(x: Any, axis: Any = None) -> Any:
     """x without the axes of size 1 (only ``axis`` when given), as ``np.squeeze``."""
-    shape = np.shape(_data(x))
+    shape = np.shape(data_of(x))
     if axis is not None:
         named = ops._normalize_axes(_checked("squeeze", x, axis), len(shape))
         if any(shape[a] != 1 for a in named):

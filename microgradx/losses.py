@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .engine import Value
+from .engine import Value, data_of
 from .errors import ShapeError
 from .functional import softplus
 
@@ -29,10 +29,6 @@ def _check_shapes(name: str, predictions: Any, targets: Any) -> None:
         )
 
 
-def _raw(x: Any) -> np.ndarray:
-    return np.asarray(x.data if isinstance(x, Value) else x)
-
-
 def mnist_loss(predictions: Any, targets: Any) -> Value:
     """fastbook's loss for 3-vs-7: how far the sigmoid of each prediction is from its target, on average.
 
@@ -42,7 +38,7 @@ def mnist_loss(predictions: Any, targets: Any) -> Value:
     """
     _check_shapes("mnist_loss", predictions, targets)
     p = ops.sigmoid(predictions)
-    return ops.where(_raw(targets) == 1, 1 - p, p).mean()
+    return ops.where(np.asarray(data_of(targets)) == 1, 1 - p, p).mean()
 
 
 def binary_cross_entropy_with_logits(logits: Any, targets: Any) -> Value:
@@ -85,4 +81,4 @@ def accuracy(logits: Any, targets: Any) -> float:
     _check_shapes("accuracy", logits, targets)
     if np.size(targets) == 0:
         raise ShapeError("accuracy of an empty batch is undefined")
-    return float(np.mean((_raw(logits) > 0) == (_raw(targets) > 0)))
+    return float(np.mean((np.asarray(data_of(logits)) > 0) == (np.asarray(data_of(targets)) > 0)))

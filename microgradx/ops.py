@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, _Mode, _user_site, check_forward, to_array
+from .engine import Value, _Mode, _user_site, check_forward, data_of, to_array
 from .errors import AxisError, DTypeError, ShapeError
 
 Rule = Callable[..., Any]
@@ -44,7 +44,6 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 class Primitive:
     """One differentiable op: a numpy forward function and a derivative rule per input."""
-
 
     def __init__(self, forward: Callable[..., Any], vjps: Sequence[Rule | None], expects: str,
                  variadic: bool = False) -> None:
@@ -165,10 +164,13 @@ def unary_method(op: Primitive) -> Callable[[Value], Any]:
 def primitive(*vjps: Rule | None, expects: str = "") -> Callable[[Callable[..., Any]], Primitive]:
     """Register ``forward`` as a primitive with one derivative rule per positional input."""
     def register(forward: Callable[..., Any]) -> Primitive:
-        op = Primitive(forward, vjps, expects)
-        PRIMITIVES[op.name] = op
-        return op
+        return _register(Primitive(forward, vjps, expects))
     return register
+
+
+def _register(op: Primitive) -> Primitive:
+    PRIMITIVES[op.name] = op
+    return op
 
 
 class _ForEveryInput:
@@ -183,9 +185,7 @@ class _ForEveryInput:
 
 def _register_variadic(forward: Callable[..., Any], rule: Rule, expects: str) -> Primitive:
     """Register a primitive taking any number of inputs: ``rule(argnum, g, ans, *inputs, **params)``."""
-    op = Primitive(forward, _ForEveryInput(rule), expects, variadic=True)  # type: ignore[arg-type]
-    PRIMITIVES[op.name] = op
-    return op
+    return _register(Primitive(forward, _ForEveryInput(rule), expects, variadic=True))  # type: ignore[arg-type]
 
 
 def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
@@ -207,11 +207,6 @@ def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
 
 def _is_numeric(a: Any) -> bool:
     return isinstance(a, np.ndarray | np.generic | float | int)
-
-
-def _data(x: Any) -> Any:
-    """Raw data of a Value (for masks, which are constants); anything else as it is."""
-    return x.data if isinstance(x, Value) else x
 
 
 BROADCASTS = "shapes that broadcast together (in each trailing dimension equal sizes, or a 1)"
@@ -260,7 +255,7 @@ def _power_vjp_base(g, ans, a, b):
     # derivative or, under create_graph, the derivatives of it. Elsewhere b = 0 needs no care.
     if isinstance(b, int | float) and b == 0:
         return g * 0
-    pole = (_data(a) == 0) & (_data(b) == 0)
+    pole = (data_of(a) == 0) & (data_of(b) == 0)
     if not np.any(pole):
         return g * b * power(a, b - 1)
     safe = where(pole, 1, b)
@@ -269,7 +264,7 @@ def _power_vjp_base(g, ans, a, b):
 
 def _power_vjp_exponent(g, ans, a, b):
     # NOTE: log(a) is -inf at a = 0, where a**b is 0 for b > 0 and the derivative is 0: use log(1) there.
-    return g * ans * log(where(_data(a) == 0, 1.0, a))
+    return g * ans * log(where(data_of(a) == 0, 1.0, a))
 
 
 @primitive(_power_vjp_base, _power_vjp_exponent, expects=BROADCASTS)
@@ -326,7 +321,7 @@ def sqrt(x):
     return np.sqrt(x)
 
 
-@primitive(lambda g, ans, x: g * np.sign(_data(x)))
+@primitive(lambda g, ans, x: g * np.sign(data_of(x)))
 def abs(x):  # noqa: A001 - numpy's name
     """|x|;  d/dx = g * sign(x), so 0 at x = 0 (the subgradient PyTorch uses)."""
     return np.abs(x)
@@ -347,7 +342,7 @@ def sigmoid(x):
     return np.where(x >= 0, 1, e) / (1 + e)
 
 
-@primitive(lambda g, ans, x: g * (_data(x) > 0))
+@primitive(lambda g, ans, x: g * (data_of(x) > 0))
 def relu(x):
     """max(x, 0);  d/dx = g where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
     return np.maximum(x, 0)
@@ -356,9 +351,9 @@ def relu(x):
 def _clip_vjp(g, ans, x, lo=None, hi=None):
     inside = np.ones(np.shape(x), dtype=bool)
     if lo is not None:
-        inside &= _data(x) >= lo
+        inside &= data_of(x) >= lo
     if hi is not None:
-        inside &= _data(x) <= hi
+        inside &= data_of(x) <= hi
     return g * inside
 
 
@@ -372,7 +367,7 @@ def clip(x, lo=None, hi=None):
 
 def _tie_share(x, y):
     # NOTE: at a tie the gradient is split evenly, as in PyTorch's maximum/minimum.
-    x, y = _data(x), _data(y)
+    x, y = data_of(x), data_of(y)
     return (x > y) + 0.5 * (x == y)
 
 
@@ -388,7 +383,7 @@ def maximum(a, b):
            lambda g, ans, cond, a, b: where(cond, 0, g), expects=BROADCASTS)
 def where(cond, a, b):
     """a where cond, else b;  d/da = g where cond, d/db = g elsewhere; cond takes no gradient."""
-    return np.where(_data(cond), a, b)
+    return np.where(data_of(cond), a, b)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,7 +427,7 @@ def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
     # NOTE: ties share the gradient evenly (as PyTorch's amax/amin), so it sums to g either way.
     shape = np.shape(x)
     kept = _kept_shape(shape, axis)
-    hit = _data(x) == np.reshape(_data(ans), kept)
+    hit = data_of(x) == np.reshape(data_of(ans), kept)
     share = hit / np.sum(hit, axis=axis, keepdims=True)
     return reshape(g, shape=kept) * share
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value
+from .engine import Value, data_of
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -55,7 +55,7 @@ class Optimizer:
         self.steps += 1
         for i, p in enumerate(self.params):
             g = p.grad
-            g = np.asarray(g.data if isinstance(g, Value) else g, dtype=np.asarray(p.data).dtype)
+            g = np.asarray(data_of(g), dtype=np.asarray(p.data).dtype)
             if isinstance(p.data, np.ndarray):
                 self._update(i, p.data, g)
             else:

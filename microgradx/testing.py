@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, backprop, enable_grad
+from .engine import Value, backprop, data_of, enable_grad
 from .errors import MicrogradxError
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "numerical_gradient", "shapes",
@@ -37,7 +37,7 @@ class GradcheckError(MicrogradxError, AssertionError):
 
 
 def _as_float64(x: Any) -> np.ndarray:
-    return np.array(x.data if isinstance(x, Value) else x, dtype=np.float64)
+    return np.array(data_of(x), dtype=np.float64)
 
 
 def _scalar_output(f: Callable[..., Any], inputs: Sequence[Any], weights: list) -> Any:
@@ -45,7 +45,7 @@ def _scalar_output(f: Callable[..., Any], inputs: Sequence[Any], weights: list) 
     out = f(*inputs)
     if not weights:
         rng = np.random.default_rng(0)
-        weights.append(rng.uniform(0.5, 1.5, size=np.shape(out.data if isinstance(out, Value) else out)))
+        weights.append(rng.uniform(0.5, 1.5, size=np.shape(data_of(out))))
     return (out * weights[0]).sum()
 
 
@@ -58,16 +58,12 @@ def numerical_gradient(f: Callable[..., Any], inputs: Sequence[np.ndarray], inde
     for i in range(flat.size):
         saved = flat[i]
         flat[i] = saved + eps
-        up = float(_data(f(*inputs)))
+        up = float(data_of(f(*inputs)))
         flat[i] = saved - eps
-        down = float(_data(f(*inputs)))
+        down = float(data_of(f(*inputs)))
         flat[i] = saved
         gflat[i] = (up - down) / (2 * eps)
     return grad
-
-
-def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Value) else x
 
 
 def gradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5,

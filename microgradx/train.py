@@ -29,10 +29,11 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from .data import DataLoader, MnistData, read_png, to_features, to_targets
-from .engine import Value, no_grad
+from .engine import data_of, no_grad
 from .errors import CheckpointError, DataError, MicrogradxError
 from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
+from .ops import sigmoid
 from .optim import SGD
 
 __all__ = [
@@ -376,7 +377,7 @@ def predict_proba(model: Module, x: np.ndarray) -> np.ndarray:
     """The probability that each row of ``x`` (N, 784) is a 3: sigmoid of the model's output, (N,)."""
     with no_grad():
         out = model(x)
-        return np.asarray(out.sigmoid().data if isinstance(out, Value) else out).reshape(-1)
+        return np.asarray(data_of(sigmoid(out))).reshape(-1)
 
 
 def read_digit_png(path: str | Path) -> np.ndarray:

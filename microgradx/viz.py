@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._files import atomic_write
-from .engine import Value
+from .engine import Value, data_of
 from .errors import MicrogradxError
 
 if TYPE_CHECKING:
@@ -453,7 +453,7 @@ def _esc(text: str) -> str:
 
 def _grad_array(v: Value) -> np.ndarray:
     g = v.grad
-    return np.asarray(g.data if isinstance(g, Value) else g)   # a Value after backward(create_graph=True)
+    return np.asarray(data_of(g))   # a Value after backward(create_graph=True)
 
 
 def _norm(a: np.ndarray) -> float:
