@@ -60,8 +60,9 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     shift = np.max(x.data, axis=axis, keepdims=True)
     shift = np.where(np.isfinite(shift), shift, 0)
     out = ops.log(ops.sum(ops.exp(x - shift), axis=axis, keepdims=True)) + shift
-    if not keepdims:
-        out = ops.reshape(out, np.sum(x.data, axis=axis).shape)
+    if not keepdims:   # drop the reduced axes (kept above so that the shift broadcasts)
+        axes = ops._normalize_axes(axis, x.ndim)
+        out = ops.reshape(out, tuple(n for i, n in enumerate(x.shape) if i not in axes))
     return out
 
 
