@@ -154,6 +154,18 @@ def _describe(node: Value) -> str:
 # The node
 # --------------------------------------------------------------------------------------------------
 
+class _NoInput:
+    """Marks an input slot a node does not use (a leaf has no inputs, a unary op has no second)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<no input>"
+
+
+_NO_INPUT = _NoInput()
+_NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
+
 class Value:
     """A scalar or array in a computation graph.
 
@@ -165,7 +177,11 @@ class Value:
     with Values on either side of every op and are treated as constants.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_args", "_params", "_site",
+    # NOTE: an op's inputs are kept in slots (_x, _y, then a tuple _more for the rare third and later
+    # ones), not in one tuple per node. A tuple would be a second object per node for CPython's cyclic
+    # garbage collector to track, and in scalar code (a Value per number) the collector's repeated walks
+    # over a growing graph cost about as much as building it (benchmarks/README.md, "scalar mode").
+    __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
                  "__weakref__")
 
     # Make numpy hand ``array @ value``, ``array * value``... over to our reflected methods instead of
@@ -189,8 +205,10 @@ class Value:
         self.requires_grad = bool(requires_grad)
         self.label = label
         self._op: Primitive | None = None    # the rule that made this node; None for a leaf
-        self._args: tuple = ()               # the op's inputs: Values and constants, in order
-        self._params: dict = {}              # the op's keyword arguments (axis, shape, ...)
+        self._x: Any = _NO_INPUT             # the op's first input (a Value or a constant)
+        self._y: Any = _NO_INPUT             # its second input
+        self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
+        self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
         self._site: str | None = None        # where user code made it (anomaly mode only)
 
     @classmethod
@@ -202,24 +220,35 @@ class Value:
         node.requires_grad = False
         node.label = None
         node._op = None
-        node._args = ()
-        node._params = {}
+        node._x = node._y = _NO_INPUT
+        node._more = ()
+        node._params = _NO_PARAMS
         node._site = None
         return node
 
     @classmethod
-    def _from_op(cls, data: Any, op: Primitive, args: tuple, params: dict) -> Value:
-        """A node made by an op: skips __init__'s validation, which ops have no need of."""
+    def _from_op(cls, data: Any, op: Primitive, x: Any, y: Any = _NO_INPUT, more: tuple = (),
+                 params: dict = _NO_PARAMS) -> Value:
+        """A node made by an op from inputs ``x``, ``y``, ``*more``: skips __init__'s validation."""
         node = object.__new__(cls)
         node.data = data
         node._grad = None
         node.requires_grad = True
         node.label = None
         node._op = op
-        node._args = args
+        node._x = x
+        node._y = y
+        node._more = more
         node._params = params
         node._site = _user_site() if _Mode.anomaly else None
         return node
+
+    @property
+    def _args(self) -> tuple:
+        """The op's inputs in order, Values and constants; empty for a leaf."""
+        if self._y is _NO_INPUT:
+            return () if self._x is _NO_INPUT else (self._x,)
+        return (self._x, self._y, *self._more)
 
     # ---- the array it holds --------------------------------------------------------------------
 
@@ -339,28 +368,32 @@ class Value:
         if isinstance(seed, Value) and not create_graph:
             seed = seed.data
         grads = backprop(self, seed, create_graph)
-        # Arrays already handed out (the seed, interior gradients): a leaf must not share one, or an
-        # in-place edit of its .grad would show up elsewhere.
-        taken = {id(seed)}
+        leaves = []
         for node, g in grads.items():
-            if node._op is not None:
+            if node._op is None:
+                leaves.append((node, g))
+            else:
                 # An interior node keeps its gradient for inspection only, as data: under create_graph
                 # the Value's graph leads back to this node (rules read `ans`), which would be a cycle.
                 node._grad = g.data if isinstance(g, Value) else g
-                taken.add(id(node._grad))
-        for node, g in grads.items():
-            if node._op is not None:
-                continue
+        taken: set[int] | None = None
+        for node, g in leaves:
             if create_graph:
                 node._grad = g if node._grad is None else node._grad + g
-            elif node._grad is None:
-                node._grad = _own(g, node.data.dtype, taken)
-                taken.add(id(node._grad))
-            else:
+            elif node._grad is not None:
                 node._grad = (node._grad + g).astype(node.data.dtype, copy=False)
+            else:
+                if taken is None and isinstance(g, np.ndarray):
+                    # Arrays already handed out (the seed, interior gradients): a leaf must not share
+                    # one, or an in-place edit of its .grad would show up elsewhere. Numpy scalars
+                    # cannot be edited in place, so scalar code skips this walk over the graph.
+                    taken = {id(seed)} | {id(n._grad) for n in grads if n._op is not None}
+                node._grad = _own(g, node.data.dtype, taken)
+                if taken is not None:
+                    taken.add(id(node._grad))
 
 
-def _own(g: Any, dtype: np.dtype, taken: set[int]) -> Any:
+def _own(g: Any, dtype: np.dtype, taken: set[int] | None) -> Any:
     """``g`` as a leaf's own gradient: adopted as it is when nothing else can see it, else copied.
 
     NOTE: adopting saves a full copy of every parameter's gradient per step (8 MB for a 1000x1000
@@ -407,7 +440,8 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     pending = {root: 0}
     stack = [root]
     while stack:
-        for arg in stack.pop()._args:
+        node = stack.pop()
+        for arg in (node._x, node._y) + node._more:    # a missing input (_NO_INPUT) is not a Value
             if isinstance(arg, Value) and arg.requires_grad:
                 if arg in pending:
                     pending[arg] += 1
@@ -425,25 +459,34 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     try:
         while ready:
             node = ready.pop()
+            if node._op is None:
+                continue          # a leaf: its gradient is complete, and it has no inputs to pass on to
             g = grads.get(node)   # None when no path from the root carried a gradient (a mask input)
-            args = node._args
-            if g is not None and args:
+            x, y, more = node._x, node._y, node._more
+            if g is not None:
                 vjps, params = node._op.vjps, node._params
                 if create_graph:
-                    ans, inputs = node, args
+                    ans, inputs = node, node._args
                 else:
+                    # NOTE: spelled out for the usual one or two inputs: a list comprehension over the
+                    # inputs cost a fifth of scalar-mode backward.
                     ans = node.data
-                    inputs = [a.data if isinstance(a, Value) else a for a in args]
-            for i, arg in enumerate(args):
+                    xd = x.data if isinstance(x, Value) else x
+                    if y is _NO_INPUT:
+                        inputs = (xd,)
+                    else:
+                        inputs = (xd, y.data if isinstance(y, Value) else y)
+                        if more:
+                            inputs += tuple(a.data if isinstance(a, Value) else a for a in more)
+            for i, arg in enumerate((x, y) + more):
                 if not isinstance(arg, Value) or not arg.requires_grad:
-                    continue
+                    continue      # a constant, or a Value that needs no gradient
                 if g is not None and (relevant is None or arg in relevant):
                     vjp = vjps[i]
                     if vjp is not None:
                         gi = vjp(g, ans, *inputs, **params) if params else vjp(g, ans, *inputs)
-                        shape = arg.data.shape
-                        if gi.shape != shape:
-                            gi = _ops.unbroadcast(gi, shape)
+                        if gi.shape != arg.data.shape:
+                            gi = _ops.unbroadcast(gi, arg.data.shape)
                         if anomaly:
                             _check_backward(gi, node, i)
                         previous = grads.get(arg)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, _Mode, _user_site, check_forward, data_of, to_array
+from .engine import _NO_PARAMS, Value, _Mode, _user_site, check_forward, data_of, to_array
 from .errors import AxisError, DTypeError, ShapeError
 
 Rule = Callable[..., Any]
@@ -95,7 +95,8 @@ class Primitive:
         if _Mode.anomaly:
             check_forward(out, self, _user_site())
         if needs_grad and _Mode.grad_enabled:
-            return Value._from_op(out, self, args if converted is None else tuple(converted), params)
+            inputs = args if converted is None else tuple(converted)
+            return Value._from_op(out, self, *inputs[:2], more=inputs[2:], params=params or _NO_PARAMS)
         return Value._constant(out)
 
     def _positional_params(self, args: tuple, params: dict) -> tuple[tuple, dict]:
@@ -111,9 +112,6 @@ class Primitive:
 # --------------------------------------------------------------------------------------------------
 # Value's operator methods: the hot path of scalar code (micrograd-style loops over single numbers)
 # --------------------------------------------------------------------------------------------------
-
-_NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
-
 
 def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, Any], Any]:
     """``Value.__mul__`` (or ``__rmul__``) for ``op``.
@@ -137,8 +135,8 @@ def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, An
         if needs_grad and _Mode.grad_enabled and not _Mode.anomaly:
             try:
                 if reflected:
-                    return Value._from_op(forward(other_data, self.data), op, (other, self), _NO_PARAMS)
-                return Value._from_op(forward(self.data, other_data), op, (self, other), _NO_PARAMS)
+                    return Value._from_op(forward(other_data, self.data), op, other, self)
+                return Value._from_op(forward(self.data, other_data), op, self, other)
             except Exception:  # noqa: S110 - let the general path raise its explained error
                 pass
         return op(other, self) if reflected else op(self, other)
@@ -154,7 +152,7 @@ def unary_method(op: Primitive) -> Callable[[Value], Any]:
 
     def method(self: Value) -> Any:
         if self.requires_grad and _Mode.grad_enabled and not _Mode.anomaly:
-            return Value._from_op(forward(self.data), op, (self,), _NO_PARAMS)
+            return Value._from_op(forward(self.data), op, self)
         return op(self)
 
     method.__name__, method.__doc__ = op.name, op.__doc__
