@@ -370,6 +370,8 @@ class Value:
         grads = backprop(self, seed, create_graph)
         leaves = []
         for node, g in grads.items():
+            if g is None:
+                continue              # no gradient reached it this time (it only fed a mask)
             if node._op is None:
                 leaves.append((node, g))
             else:
@@ -387,7 +389,7 @@ class Value:
                     # Arrays already handed out (the seed, interior gradients): a leaf must not share
                     # one, or an in-place edit of its .grad would show up elsewhere. Numpy scalars
                     # cannot be edited in place, so scalar code skips this walk over the graph.
-                    taken = {id(seed)} | {id(n._grad) for n in grads if n._op is not None}
+                    taken = {id(seed)} | {id(g) for n, g in grads.items() if n._op is not None}
                 node._grad = _own(g, node.data.dtype, taken)
                 if taken is not None:
                     taken.add(id(node._grad))
@@ -432,7 +434,8 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
              targets: tuple[Value, ...] | None = None) -> dict[Value, Any]:
     """Gradients of ``root`` (seeded with ``seed``) with respect to the nodes that led to it.
 
-    Returns ``{node: gradient}``; nothing is written on the nodes. With ``targets``, only the paths that
+    Returns ``{node: gradient}``, with None for a node no gradient reached (one that only fed a mask);
+    nothing is written on the nodes. With ``targets``, only the paths that
     reach a target are followed. With ``create_graph``, rules run on Values, so the result is
     differentiable; otherwise on plain arrays.
     """
@@ -452,7 +455,10 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     relevant = _leading_to(targets, pending) if targets is not None else None
 
     # Pass 2: a node is ready once all its children have sent their gradient; its rule then runs once.
-    grads: dict[Value, Any] = {root: seed}
+    # Every key exists from the start (None until a gradient arrives): the dict never grows during the
+    # pass, and lookups are plain subscripts.
+    grads: dict[Value, Any] = dict.fromkeys(pending)
+    grads[root] = seed
     ready = [root]
     anomaly = _Mode.anomaly
     previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
@@ -461,36 +467,40 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
             node = ready.pop()
             if node._op is None:
                 continue          # a leaf: its gradient is complete, and it has no inputs to pass on to
-            g = grads.get(node)   # None when no path from the root carried a gradient (a mask input)
+            g = grads[node]       # None when no path from the root carried a gradient (a mask input)
             x, y, more = node._x, node._y, node._more
             if g is not None:
                 vjps, params = node._op.vjps, node._params
                 if create_graph:
                     ans, inputs = node, node._args
                 else:
-                    # NOTE: spelled out for the usual one or two inputs: a list comprehension over the
-                    # inputs cost a fifth of scalar-mode backward.
+                    # NOTE: the inputs' data spelled out for the usual one or two inputs, and the rules
+                    # called with positional arguments when they can be: together a fifth of scalar-mode
+                    # backward, against a comprehension and f(*inputs).
                     ans = node.data
                     xd = x.data if isinstance(x, Value) else x
                     if y is _NO_INPUT:
                         inputs = (xd,)
                     else:
-                        inputs = (xd, y.data if isinstance(y, Value) else y)
+                        yd = y.data if isinstance(y, Value) else y
+                        inputs = (xd, yd)
                         if more:
                             inputs += tuple(a.data if isinstance(a, Value) else a for a in more)
+                positional = not (create_graph or params or more)
             for i, arg in enumerate((x, y) + more):
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue      # a constant, or a Value that needs no gradient
-                if g is not None and (relevant is None or arg in relevant):
-                    vjp = vjps[i]
-                    if vjp is not None:
-                        gi = vjp(g, ans, *inputs, **params) if params else vjp(g, ans, *inputs)
-                        if gi.shape != arg.data.shape:
-                            gi = _ops.unbroadcast(gi, arg.data.shape)
-                        if anomaly:
-                            _check_backward(gi, node, i)
-                        previous = grads.get(arg)
-                        grads[arg] = gi if previous is None else previous + gi
+                if g is not None and vjps[i] is not None and (relevant is None or arg in relevant):
+                    if positional:
+                        gi = vjps[i](g, ans, xd) if y is _NO_INPUT else vjps[i](g, ans, xd, yd)
+                    else:
+                        gi = vjps[i](g, ans, *inputs, **params)
+                    if gi.shape != arg.data.shape:
+                        gi = _ops.unbroadcast(gi, arg.data.shape)
+                    if anomaly:
+                        _check_backward(gi, node, i)
+                    previous = grads[arg]
+                    grads[arg] = gi if previous is None else previous + gi
                 left = pending[arg] - 1
                 pending[arg] = left
                 if not left:
