@@ -240,7 +240,7 @@ class Value:
         node._y = y
         node._more = more
         node._params = params
-        node._site = _user_site() if _Mode.anomaly else None
+        node._site = None    # set by the caller in anomaly mode
         return node
 
     @property

@@ -92,11 +92,15 @@ class Primitive:
             out = self.forward(*raw, **params)
         except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
             raise _explain(self, raw, params, e) from e
+        site = None
         if _Mode.anomaly:
-            check_forward(out, self, _user_site())
+            site = _user_site()
+            check_forward(out, self, site)
         if needs_grad and _Mode.grad_enabled:
             inputs = args if converted is None else tuple(converted)
-            return Value._from_op(out, self, *inputs[:2], more=inputs[2:], params=params or _NO_PARAMS)
+            node = Value._from_op(out, self, *inputs[:2], more=inputs[2:], params=params or _NO_PARAMS)
+            node._site = site
+            return node
         return Value._constant(out)
 
     def _positional_params(self, args: tuple, params: dict) -> tuple[tuple, dict]:
@@ -343,6 +347,10 @@ def sigmoid(x):
 @primitive(lambda g, ans, x: g * (data_of(x) > 0))
 def relu(x):
     """max(x, 0);  d/dx = g where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    if isinstance(x, np.floating):
+        # NOTE: a ufunc call on a single number costs about 2 us, several times this; scalar code makes
+        # one per neuron. `not x <= 0` lets NaN through, as np.maximum does.
+        return x if not x <= 0 else type(x)(0)
     return np.maximum(x, 0)
 
 
@@ -536,6 +544,8 @@ stack_ = _register_variadic(_stack, _stack_vjp, "inputs of exactly equal shapes"
 
 def swapaxes(x, a=-1, b=-2):
     """x with two axes exchanged (the last two by default)."""
+    if isinstance(x, np.ndarray):
+        return x.swapaxes(a, b)   # a constant (a batch of inputs, in matmul's rule): just the view
     axes = list(range(np.ndim(x)))
     axes[a], axes[b] = axes[b], axes[a]
     return transpose(x, axes=tuple(axes))
@@ -569,9 +579,9 @@ def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g.shape``."""
     extra = g.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
-    )
+    axes = tuple(range(extra))                        # axes broadcasting added in front
+    if 1 in shape:                                    # and axes it stretched from size 1
+        axes += tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
     if axes:
         g = sum(g, axis=axes)
     return reshape(g, shape=shape) if g.shape != shape else g
