@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
 import microgradx as mg
 from microgradx import ops
 from microgradx.errors import AnomalyError, AxisError, DTypeError, GradientError, ShapeError
+from microgradx.testing import numerical_gradient
 
 # --------------------------------------------------------------------------------------------------
 # The issue's own example
@@ -241,6 +244,44 @@ def test_each_node_gradient_is_computed_once(monkeypatch):
     total.backward()
     assert len(calls) == 1
     assert x.grad == pytest.approx(51 * np.exp(0.5))
+
+
+def test_a_value_that_only_feeds_a_mask_gets_no_gradient():
+    x = mg.Value(np.array([0.5, -1.0, 2.0]))
+    cond = x - 0.5                      # a Value as where's condition: its rule is None, nothing flows
+    a = mg.Value(np.full(3, 3.0))
+    mg.where(cond, a, 0.0).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(x.grad, np.zeros(3))
+    np.testing.assert_array_equal(cond.grad, np.zeros(3))
+    through_mask = mg.grad(lambda x: (mg.where(x - 0.5, a, 0.0) * x).sum())(x.data)
+    np.testing.assert_array_equal(through_mask, [0.0, 3.0, 3.0])   # only the product's own path
+
+
+@pytest.mark.parametrize("left, right", [((4, 3), (3, 2)), ((2, 4, 3), (3, 2)), ((3,), (3, 2)),
+                                         ((4, 3), (3,))])
+def test_matmul_with_a_plain_array_on_the_left(left, right):
+    # The chapter's `xb @ w`: the batch is a plain array, so the rule transposes it without a graph.
+    rng = np.random.default_rng(0)
+    xb, w0 = rng.standard_normal(left), rng.standard_normal(right)
+    w = mg.Value(w0.copy())
+    (xb @ w).sum().backward()
+    expected = numerical_gradient(lambda v: np.sum(xb @ v), [w0], 0)
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_each_op_node_is_one_object_for_the_garbage_collector():
+    # Scalar code builds a node per number; the cyclic collector's cost grows with the objects it
+    # tracks. A node's inputs live in slots, so a node is the Value alone (a tuple of inputs would
+    # be a second tracked object per node).
+    x = mg.Value(1.0)
+    nodes = [x]
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(1000):
+        nodes.append(nodes[-1] * 1.001 + x)
+    tracked = len(gc.get_objects()) - before
+    assert 2000 <= tracked < 2100, f"{tracked} tracked objects for 2000 op nodes"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -293,3 +293,13 @@ def test_anomaly_mode_leaves_healthy_computations_alone_and_switches_off_after_a
         mg.Value(0.0).log()
     with np.errstate(all="ignore"):
         assert mg.Value(0.0).log().data == -np.inf  # anomaly mode is off again
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x", [-2.5, -0.0, 0.0, 3.0, np.inf, -np.inf, np.nan])
+def test_relu_of_a_numpy_scalar_matches_np_maximum(x, dtype):
+    # Scalar code takes a shortcut around np.maximum: same value, same type, NaN kept.
+    x = dtype(x)
+    got, expected = mg.ops.relu(x), np.maximum(x, 0)
+    assert type(got) is type(expected)
+    np.testing.assert_array_equal(got, expected)
