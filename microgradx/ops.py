@@ -124,7 +124,7 @@ def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, An
     number, grad mode on) done inline: it halves the cost of a scalar op. Everything else, including
     errors and anomaly mode, takes the general path in ``Primitive.__call__``.
     """
-    forward = op.forward
+    forward, from_op = op.forward, Value._from_op
 
     def method(self: Value, other: Any) -> Any:
         if isinstance(other, Value):
@@ -139,8 +139,8 @@ def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, An
         if needs_grad and _Mode.grad_enabled and not _Mode.anomaly:
             try:
                 if reflected:
-                    return Value._from_op(forward(other_data, self.data), op, other, self)
-                return Value._from_op(forward(self.data, other_data), op, self, other)
+                    return from_op(forward(other_data, self.data), op, other, self)
+                return from_op(forward(self.data, other_data), op, self, other)
             except Exception:  # noqa: S110 - let the general path raise its explained error
                 pass
         return op(other, self) if reflected else op(self, other)
@@ -152,11 +152,11 @@ def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, An
 
 def unary_method(op: Primitive) -> Callable[[Value], Any]:
     """``Value.exp`` etc. for ``op``, with the common case inline (see ``binary_method``)."""
-    forward = op.forward
+    forward, from_op = op.forward, Value._from_op
 
     def method(self: Value) -> Any:
         if self.requires_grad and _Mode.grad_enabled and not _Mode.anomaly:
-            return Value._from_op(forward(self.data), op, self)
+            return from_op(forward(self.data), op, self)
         return op(self)
 
     method.__name__, method.__doc__ = op.name, op.__doc__
