@@ -12,15 +12,18 @@ Three design choices carry the rest (see docs/concepts.md):
 * The rules are written with the library's own ops, which accept plain arrays as well as Values. An
   ordinary backward feeds them arrays (pure numpy, no graph); ``create_graph=True`` feeds them Values,
   so the backward pass is itself recorded and can be differentiated again.
-* The reverse pass counts each node's children first and releases a node only when all of them have
-  sent their gradient, with an explicit stack: no recursion, so graph depth is unlimited, and each node's
-  rule runs exactly once per call.
+* Every Value is numbered as it is made, and an op's inputs are always made before its result. The
+  reverse pass takes the nodes holding a gradient newest first (a heap, no recursion): each node's rule
+  then runs exactly once per call, after every node that uses it, and graph depth is unlimited.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
+import itertools
+import operator
 import os
 import traceback
 from collections.abc import Iterator
@@ -164,6 +167,7 @@ class _NoInput:
 
 
 _NO_INPUT = _NoInput()
+_made = itertools.count()   # numbers every Value as it is made (see backprop)
 _NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
 
 class Value:
@@ -182,7 +186,7 @@ class Value:
     # garbage collector to track, and in scalar code (a Value per number) the collector's repeated walks
     # over a growing graph cost about as much as building it (benchmarks/README.md, "scalar mode").
     __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
-                 "__weakref__")
+                 "_seq", "__weakref__")
 
     # Make numpy hand ``array @ value``, ``array * value``... over to our reflected methods instead of
     # treating the Value as an opaque object and looping over it.
@@ -210,6 +214,7 @@ class Value:
         self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
         self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
         self._site: str | None = None        # where user code made it (anomaly mode only)
+        self._seq = next(_made)              # when it was made: inputs are always older than results
 
     @classmethod
     def _constant(cls, data: Any) -> Value:
@@ -224,6 +229,7 @@ class Value:
         node._more = ()
         node._params = _NO_PARAMS
         node._site = None
+        node._seq = next(_made)
         return node
 
     @classmethod
@@ -241,7 +247,16 @@ class Value:
         node._more = more
         node._params = params
         node._site = None    # set by the caller in anomaly mode
+        node._seq = next(_made)
         return node
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        # A copy (copy.copy, copy.deepcopy, pickle) is a new node, so it takes a new number (see
+        # backprop). deepcopy and pickle restore a node's inputs before the node itself, so copied
+        # inputs stay older than the copies that use them.
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self._seq = next(_made)
 
     @property
     def _args(self) -> tuple:
@@ -370,8 +385,6 @@ class Value:
         grads = backprop(self, seed, create_graph)
         leaves = []
         for node, g in grads.items():
-            if g is None:
-                continue              # no gradient reached it this time (it only fed a mask)
             if node._op is None:
                 leaves.append((node, g))
             else:
@@ -434,105 +447,87 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
              targets: tuple[Value, ...] | None = None) -> dict[Value, Any]:
     """Gradients of ``root`` (seeded with ``seed``) with respect to the nodes that led to it.
 
-    Returns ``{node: gradient}``, with None for a node no gradient reached (one that only fed a mask);
-    nothing is written on the nodes. With ``targets``, only the paths that
-    reach a target are followed. With ``create_graph``, rules run on Values, so the result is
-    differentiable; otherwise on plain arrays.
+    Returns ``{node: gradient}`` for every node a gradient reached; nothing is written on the nodes. With
+    ``targets``, only the paths that reach a target are followed. With ``create_graph``, rules run on
+    Values, so the result is differentiable; otherwise on plain arrays.
     """
-    # Pass 1: count, for every node that needs a gradient, how many of its children will send one.
-    pending = {root: 0}
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        for arg in (node._x, node._y) + node._more:    # a missing input (_NO_INPUT) is not a Value
-            if isinstance(arg, Value) and arg.requires_grad:
-                if arg in pending:
-                    pending[arg] += 1
-                else:
-                    pending[arg] = 1
-                    stack.append(arg)
-
-    relevant = _leading_to(targets, pending) if targets is not None else None
-
-    # Pass 2: a node is ready once all its children have sent their gradient; its rule then runs once.
-    # Every key exists from the start (None until a gradient arrives): the dict never grows during the
-    # pass, and lookups are plain subscripts.
-    grads: dict[Value, Any] = dict.fromkeys(pending)
-    grads[root] = seed
-    ready = [root]
+    # Every Value is numbered as it is made, and an op's inputs exist before its result, so the nodes
+    # can be taken newest first: by the time a node is taken, every node that uses it is newer and has
+    # already sent it its share of the gradient. A heap of the nodes holding a gradient gives that order;
+    # no pass is needed beforehand to sort or count the graph, and nothing recurses.
+    relevant = _leading_to(targets, _reachable(root)) if targets is not None else None
+    grads: dict[Value, Any] = {root: seed}
+    waiting = {root._seq: root}          # nodes holding a gradient, by number
+    newest_first = [-root._seq]          # their numbers, negated: a min-heap gives the newest first
     anomaly = _Mode.anomaly
     previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
     try:
-        while ready:
-            node = ready.pop()
+        while newest_first:
+            node = waiting.pop(-heapq.heappop(newest_first))
             if node._op is None:
                 continue          # a leaf: its gradient is complete, and it has no inputs to pass on to
-            g = grads[node]       # None when no path from the root carried a gradient (a mask input)
+            g = grads[node]
             x, y, more = node._x, node._y, node._more
-            if g is not None:
-                vjps, params = node._op.vjps, node._params
-                if create_graph:
-                    ans, inputs = node, node._args
+            vjps, params = node._op.vjps, node._params
+            if create_graph:
+                ans, inputs = node, node._args
+            else:
+                # NOTE: the inputs' data spelled out for the usual one or two inputs, and the rules
+                # called with positional arguments when they can be: together a fifth of scalar-mode
+                # backward, against a comprehension and f(*inputs).
+                ans = node.data
+                xd = x.data if isinstance(x, Value) else x
+                if y is _NO_INPUT:
+                    inputs = (xd,)
                 else:
-                    # NOTE: the inputs' data spelled out for the usual one or two inputs, and the rules
-                    # called with positional arguments when they can be: together a fifth of scalar-mode
-                    # backward, against a comprehension and f(*inputs).
-                    ans = node.data
-                    xd = x.data if isinstance(x, Value) else x
-                    if y is _NO_INPUT:
-                        inputs = (xd,)
-                    else:
-                        yd = y.data if isinstance(y, Value) else y
-                        inputs = (xd, yd)
-                        if more:
-                            inputs += tuple(a.data if isinstance(a, Value) else a for a in more)
-                positional = not (create_graph or params or more)
+                    yd = y.data if isinstance(y, Value) else y
+                    inputs = (xd, yd)
+                    if more:
+                        inputs += tuple(a.data if isinstance(a, Value) else a for a in more)
+            positional = not (create_graph or params or more)
             for i, arg in enumerate((x, y) + more):
-                if not isinstance(arg, Value) or not arg.requires_grad:
-                    continue      # a constant, or a Value that needs no gradient
-                if g is not None and vjps[i] is not None and (relevant is None or arg in relevant):
-                    if positional:
-                        gi = vjps[i](g, ans, xd) if y is _NO_INPUT else vjps[i](g, ans, xd, yd)
-                    else:
-                        gi = vjps[i](g, ans, *inputs, **params)
-                    if gi.shape != arg.data.shape:
-                        gi = _ops.unbroadcast(gi, arg.data.shape)
-                    if anomaly:
-                        _check_backward(gi, node, i)
-                    previous = grads[arg]
-                    grads[arg] = gi if previous is None else previous + gi
-                left = pending[arg] - 1
-                pending[arg] = left
-                if not left:
-                    ready.append(arg)
+                if not isinstance(arg, Value) or not arg.requires_grad or vjps[i] is None:
+                    continue      # a constant, a Value that needs no gradient, or a mask
+                if relevant is not None and arg not in relevant:
+                    continue
+                if positional:
+                    gi = vjps[i](g, ans, xd) if y is _NO_INPUT else vjps[i](g, ans, xd, yd)
+                else:
+                    gi = vjps[i](g, ans, *inputs, **params)
+                if gi.shape != arg.data.shape:
+                    gi = _ops.unbroadcast(gi, arg.data.shape)
+                if anomaly:
+                    _check_backward(gi, node, i)
+                previous = grads.get(arg)
+                if previous is None:
+                    grads[arg] = gi
+                    waiting[arg._seq] = arg
+                    heapq.heappush(newest_first, -arg._seq)
+                else:
+                    grads[arg] = previous + gi
     finally:
         _Mode.grad_enabled = previous_mode
     return grads
 
 
-def _leading_to(targets: tuple[Value, ...], nodes: dict[Value, int]) -> set[Value]:
+def _reachable(root: Value) -> set[Value]:
+    """The nodes that led to ``root`` and need a gradient (root included)."""
+    seen = {root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for arg in (node._x, node._y) + node._more:    # a missing input (_NO_INPUT) is not a Value
+            if isinstance(arg, Value) and arg.requires_grad and arg not in seen:
+                seen.add(arg)
+                stack.append(arg)
+    return seen
+
+
+def _leading_to(targets: tuple[Value, ...], nodes: set[Value]) -> set[Value]:
     """The nodes among ``nodes`` from which some target can be reached (targets included)."""
-    relevant = set(t for t in targets if t in nodes)
-    # Walk parents-before-children: a node leads to a target if it is one or any input leads to one.
-    # The order comes from an iterative post-order DFS (no recursion).
-    order: list[Value] = []
-    seen: set[Value] = set()
-    for start in nodes:
-        if start in seen:
-            continue
-        seen.add(start)
-        stack = [(start, iter(start._args))]
-        while stack:
-            node, it = stack[-1]
-            for arg in it:
-                if isinstance(arg, Value) and arg in nodes and arg not in seen:
-                    seen.add(arg)
-                    stack.append((arg, iter(arg._args)))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    for node in order:
+    relevant = {t for t in targets if t in nodes}
+    # Oldest first, so that a node's inputs are settled before it: it leads to a target if one does.
+    for node in sorted(nodes, key=operator.attrgetter("_seq")):
         if node not in relevant and any(isinstance(a, Value) and a in relevant for a in node._args):
             relevant.add(node)
     return relevant

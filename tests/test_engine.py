@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import gc
+import pickle
 
 import numpy as np
 import pytest
@@ -268,6 +270,28 @@ def test_matmul_with_a_plain_array_on_the_left(left, right):
     (xb @ w).sum().backward()
     expected = numerical_gradient(lambda v: np.sum(xb @ v), [w0], 0)
     np.testing.assert_allclose(w.grad, expected, rtol=1e-6, atol=1e-8)
+
+
+def test_backward_takes_newest_nodes_first_even_through_copies():
+    # backward orders nodes by when they were made. Copies are new nodes: a deep-copied graph, a copied
+    # model's weights or an unpickled leaf must mix with the originals without losing a gradient.
+    x = mg.Value(3.0)
+    u = x * x
+    u_copy = copy.deepcopy(u)                 # copies x too: its own leaf, made before its own product
+    (u_copy * 2 + u_copy + u).backward()
+    assert u_copy._x is not x
+    assert u_copy._x.grad == pytest.approx(18.0)          # 3 * d(x**2)/dx at 3
+    assert x.grad == pytest.approx(6.0)
+    w = mg.Value(np.array([1.0, 2.0]))
+    w_copy, w_back = copy.deepcopy(w), pickle.loads(pickle.dumps(w))
+    (w * w_copy * w_back).sum().backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 4.0])
+    np.testing.assert_array_equal(w_copy.grad, [1.0, 4.0])
+    np.testing.assert_array_equal(w_back.grad, [1.0, 4.0])
+    shallow = copy.copy(u)                    # shares x with u
+    x.zero_grad()
+    (shallow + u).backward()
+    assert x.grad == pytest.approx(12.0)
 
 
 def test_each_op_node_is_one_object_for_the_garbage_collector():
