@@ -184,7 +184,7 @@ class Value:
     # NOTE: an op's inputs are kept in slots (_x, _y, then a tuple _more for the rare third and later
     # ones), not in one tuple per node. A tuple would be a second object per node for CPython's cyclic
     # garbage collector to track, and in scalar code (a Value per number) the collector's repeated walks
-    # over a growing graph cost about as much as building it (benchmarks/README.md, "scalar mode").
+    # over a growing graph cost about as much as building it (benchmarks/README.md, "Where the time goes").
     __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
                  "_seq", "__weakref__")
 
