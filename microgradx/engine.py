@@ -170,6 +170,7 @@ _NO_INPUT = _NoInput()
 _made = itertools.count()   # numbers every Value as it is made (see backprop)
 _NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
 
+
 class Value:
     """A scalar or array in a computation graph.
 
@@ -473,8 +474,8 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 ans, inputs = node, node._args
             else:
                 # NOTE: the inputs' data spelled out for the usual one or two inputs, and the rules
-                # called with positional arguments when they can be: together a fifth of scalar-mode
-                # backward, against a comprehension and f(*inputs).
+                # called with positional arguments when they can be: together about a sixth of
+                # scalar-mode backward, against a comprehension and f(*inputs).
                 ans = node.data
                 xd = x.data if isinstance(x, Value) else x
                 if y is _NO_INPUT:
