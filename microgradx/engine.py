@@ -517,7 +517,7 @@ def _reachable(root: Value) -> set[Value]:
     stack = [root]
     while stack:
         node = stack.pop()
-        for arg in (node._x, node._y) + node._more:    # a missing input (_NO_INPUT) is not a Value
+        for arg in node._args:
             if isinstance(arg, Value) and arg.requires_grad and arg not in seen:
                 seen.add(arg)
                 stack.append(arg)
