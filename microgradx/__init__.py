@@ -28,6 +28,7 @@ from .errors import (
     GradientError,
     MicrogradxError,
     ShapeError,
+    TrainingDivergedError,
 )
 from .functional import expand_dims, flatten, log_softmax, logsumexp, mean, softmax, softplus, squeeze, var
 from .ops import (
@@ -67,7 +68,7 @@ __all__ = [
     "Value", "as_value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "grad",
     "value_and_grad",
     "MicrogradxError", "ShapeError", "DTypeError", "AxisError", "GradientError", "AnomalyError",
-    "DataError", "CheckpointError",
+    "DataError", "CheckpointError", "TrainingDivergedError",
     "add", "subtract", "multiply", "divide", "negative", "power", "matmul", "exp", "log", "sqrt", "abs",
     "tanh", "sigmoid", "relu", "clip", "maximum", "where", "sum", "max", "min", "reshape", "transpose",
     "broadcast_to", "concatenate", "stack",

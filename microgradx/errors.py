@@ -38,3 +38,7 @@ class DataError(MicrogradxError, ValueError):
 
 class CheckpointError(MicrogradxError, ValueError):
     """A weights or checkpoint file that cannot be read, or that belongs to another model."""
+
+
+class TrainingDivergedError(MicrogradxError, FloatingPointError):
+    """The loss or the weights stopped being finite numbers: almost always a learning rate too large."""

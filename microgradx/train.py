@@ -30,7 +30,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data import DataLoader, MnistData, read_png, to_features, to_targets
 from .engine import data_of, no_grad
-from .errors import CheckpointError, DataError, MicrogradxError
+from .errors import CheckpointError, DataError, TrainingDivergedError
 from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
 from .ops import sigmoid
@@ -228,10 +228,6 @@ class EpochStats:
     valid_loss: float
     valid_accuracy: float
     seconds: float = field(default=0.0, compare=False)   # wall time: not part of what must reproduce
-
-
-class TrainingDivergedError(MicrogradxError, FloatingPointError):
-    """The loss or the weights stopped being finite numbers: almost always a learning rate too large."""
 
 
 class Trainer:

@@ -412,3 +412,12 @@ def test_without_anomaly_mode_nonfinite_values_pass_silently():
     with np.errstate(divide="ignore"):
         out = mg.Value([1.0, 0.0]).log()
     assert np.isneginf(out.data[1])
+
+
+def test_every_error_class_is_in_errors_and_exported_at_the_top():
+    defined = {name: cls for name, cls in vars(mg.errors).items()
+               if isinstance(cls, type) and issubclass(cls, mg.MicrogradxError)}
+    assert {"ShapeError", "DTypeError", "TrainingDivergedError", "CheckpointError"} <= set(defined)
+    for name, cls in defined.items():
+        assert getattr(mg, name) is cls, f"microgradx.{name} is not microgradx.errors.{name}"
+        assert name in mg.__all__
