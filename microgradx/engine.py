@@ -220,21 +220,12 @@ class Value:
     @classmethod
     def _constant(cls, data: Any) -> Value:
         """A result that needs no gradient (no Value input requires one, or grad mode is off)."""
-        node = object.__new__(cls)
-        node.data = data
-        node._grad = None
+        node = cls._from_op(data, None, _NO_INPUT)    # no op and no inputs: a leaf
         node.requires_grad = False
-        node.label = None
-        node._op = None
-        node._x = node._y = _NO_INPUT
-        node._more = ()
-        node._params = _NO_PARAMS
-        node._site = None
-        node._seq = next(_made)
         return node
 
     @classmethod
-    def _from_op(cls, data: Any, op: Primitive, x: Any, y: Any = _NO_INPUT, more: tuple = (),
+    def _from_op(cls, data: Any, op: Primitive | None, x: Any, y: Any = _NO_INPUT, more: tuple = (),
                  params: dict = _NO_PARAMS) -> Value:
         """A node made by an op from inputs ``x``, ``y``, ``*more``: skips __init__'s validation."""
         node = object.__new__(cls)
