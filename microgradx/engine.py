@@ -165,6 +165,9 @@ class _NoInput:
     def __repr__(self) -> str:
         return "<no input>"
 
+    def __reduce__(self) -> str:
+        return "_NO_INPUT"    # copies and unpickled graphs keep the one marker that `is` compares with
+
 
 _NO_INPUT = _NoInput()
 _made = itertools.count()   # numbers every Value as it is made (see backprop)

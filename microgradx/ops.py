@@ -61,6 +61,11 @@ class Primitive:
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # Pickled by name: a recorded node refers to its op, and the op's forward function and rules
+        # (lambdas among them) cannot be pickled themselves. Unpickling finds the same op in the table.
+        return _primitive_named, (self.name,)
+
     def __call__(self, *args: Any, **params: Any) -> Any:
         if len(args) > self.n_inputs:
             args, params = self._positional_params(args, params)
@@ -168,6 +173,10 @@ def primitive(*vjps: Rule | None, expects: str = "") -> Callable[[Callable[..., 
     def register(forward: Callable[..., Any]) -> Primitive:
         return _register(Primitive(forward, vjps, expects))
     return register
+
+
+def _primitive_named(name: str) -> Primitive:
+    return PRIMITIVES[name]
 
 
 def _register(op: Primitive) -> Primitive:

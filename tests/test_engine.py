@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import microgradx as mg
-from microgradx import ops
+from microgradx import engine, ops
 from microgradx.errors import AnomalyError, AxisError, DTypeError, GradientError, ShapeError
 from microgradx.testing import numerical_gradient
 
@@ -292,6 +292,25 @@ def test_backward_takes_newest_nodes_first_even_through_copies():
     x.zero_grad()
     (shallow + u).backward()
     assert x.grad == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize("copy_graph", [copy.deepcopy, lambda v: pickle.loads(pickle.dumps(v))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copied_graph_differentiates_like_the_original(copy_graph):
+    # Interior nodes copy with their whole graph: unary ops (an empty second input slot), ops with
+    # parameters, variadic ops, a mask, and a leaf used twice, which must stay one leaf in the copy.
+    a = mg.Value(np.array([0.5, -1.0, 2.0]))
+    mask = np.array([True, False, True])
+    out = (mg.stack([a.exp(), a * 3, a]).sum(axis=0) + mg.where(mask, a, 0).relu()).sum()
+    twin = copy_graph(out)
+    out.backward()
+    twin.backward()
+    (twin_leaf,) = [n for n in engine._reachable(twin) if n.is_leaf]
+    assert twin_leaf is not a
+    assert twin._op is out._op is mg.ops.sum         # ops are the library's own, found by name
+    assert twin.item() == out.item()
+    np.testing.assert_allclose(twin_leaf.grad, a.grad)
+    np.testing.assert_allclose(a.grad, np.exp(a.data) + 4 + mask * (a.data > 0))
 
 
 def test_each_op_node_is_one_object_for_the_garbage_collector():
