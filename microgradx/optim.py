@@ -32,17 +32,18 @@ __all__ = ["Optimizer", "SGD", "Adam"]
 class Optimizer:
     """Base class: holds the parameters, their per-parameter buffers ("slots") and the step count.
 
-    Subclasses pass their hyperparameters and the names of their buffers to ``__init__``, and implement
-    :meth:`_update`. Every slot is an array shaped like its parameter, created as zeros up front so the
-    state has the same structure before and after the first step.
+    Subclasses pass their hyperparameters to ``__init__``, say in :meth:`_slot_names` which buffers those
+    settings need, and implement :meth:`_update`. Every slot is an array shaped like its parameter,
+    created as zeros up front so the state has the same structure before and after the first step.
     """
 
-    def __init__(self, params: Iterable[Value], slot_names: tuple[str, ...] = (), **hyper: float) -> None:
+    def __init__(self, params: Iterable[Value], **hyper: float) -> None:
         self.params = _unique_params(params, type(self).__name__)
         self.hyper = hyper
         self.steps = 0
         self.slots: dict[str, list[np.ndarray]] = {
-            name: [np.zeros_like(np.asarray(p.data)) for p in self.params] for name in slot_names
+            name: [np.zeros_like(np.asarray(p.data)) for p in self.params]
+            for name in self._slot_names(**hyper)
         }
 
     def zero_grad(self) -> None:
@@ -51,11 +52,17 @@ class Optimizer:
             p.zero_grad()
 
     def step(self) -> None:
-        """Update every parameter from its current ``.grad``."""
+        """Update every parameter from its current ``.grad``.
+
+        A parameter that has received no gradient since the last ``zero_grad()`` (a frozen one, with
+        ``requires_grad=False``, or one the loss did not use) is left alone, buffers included: as in
+        PyTorch, weight decay and momentum do not move it.
+        """
         self.steps += 1
         for i, p in enumerate(self.params):
-            g = p.grad
-            g = np.asarray(data_of(g), dtype=np.asarray(p.data).dtype)
+            if p._grad is None:
+                continue
+            g = np.asarray(data_of(p._grad), dtype=np.asarray(p.data).dtype)
             if isinstance(p.data, np.ndarray):
                 self._update(i, p.data, g)
             else:
@@ -107,6 +114,10 @@ class Optimizer:
             raise ValueError(f"{name} state has step count {steps!r}, expected a non-negative integer")
         # Re-run the constructor's checks on the saved hyperparameters before taking any of them.
         type(self)._validate(**hyper)
+        expected = self._slot_names(**hyper)
+        if set(slots) != set(expected):
+            raise ValueError(f"{name} state has buffers {sorted(slots)} but its settings {hyper} need "
+                             f"{sorted(expected)}")
         self.hyper = {k: float(v) for k, v in hyper.items()}
         self.steps = steps
         dtypes = [np.asarray(p.data).dtype for p in self.params]
@@ -118,6 +129,11 @@ class Optimizer:
     @staticmethod
     def _validate(**hyper: Any) -> None:
         pass
+
+    @staticmethod
+    def _slot_names(**hyper: Any) -> tuple[str, ...]:
+        """The per-parameter buffers a step with these settings reads and writes."""
+        return ()
 
     @property
     def lr(self) -> float:
@@ -143,15 +159,17 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         self._validate(lr=lr, momentum=momentum, weight_decay=weight_decay)
-        # The momentum buffer exists only when it is used: plain SGD keeps no state.
-        super().__init__(params, ("momentum",) if momentum else (),
-                         lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
+        super().__init__(params, lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
 
     @staticmethod
     def _validate(lr: Any = None, momentum: Any = 0.0, weight_decay: Any = 0.0, **_: Any) -> None:
         _check_positive("lr", lr)
         _check_range("momentum", momentum, 0.0, 1.0, inclusive_high=False)
         _check_non_negative("weight_decay", weight_decay)
+
+    @staticmethod
+    def _slot_names(momentum: Any = 0.0, **_: Any) -> tuple[str, ...]:
+        return ("momentum",) if momentum else ()    # plain SGD keeps no state
 
     def _update(self, i: int, data: np.ndarray, grad: np.ndarray) -> None:
         lr, mu, wd = self.hyper["lr"], self.hyper["momentum"], self.hyper["weight_decay"]
@@ -170,7 +188,9 @@ class Adam(Optimizer):
     (L2, as PyTorch's ``Adam``, not the decoupled ``AdamW``).
 
     ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g**2``, and
-    ``p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``.
+    ``p -= lr * (m / (1 - b1**t)) / (sqrt(v / (1 - b2**t)) + eps)``, where ``t`` counts the optimizer's
+    steps. (PyTorch counts steps per parameter; the two differ only for a parameter that was skipped on
+    some steps for want of a gradient.)
     """
 
     def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
@@ -179,7 +199,7 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         hyper = dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
         self._validate(**hyper)
-        super().__init__(params, ("m", "v"), **{k: float(v) for k, v in hyper.items()})
+        super().__init__(params, **{k: float(v) for k, v in hyper.items()})
 
     @staticmethod
     def _validate(lr: Any = None, beta1: Any = 0.9, beta2: Any = 0.999, eps: Any = 1e-8,
@@ -189,6 +209,10 @@ class Adam(Optimizer):
         _check_range("betas[1]", beta2, 0.0, 1.0, inclusive_high=False)
         _check_positive("eps", eps)
         _check_non_negative("weight_decay", weight_decay)
+
+    @staticmethod
+    def _slot_names(**hyper: Any) -> tuple[str, ...]:
+        return ("m", "v")
 
     def _update(self, i: int, data: np.ndarray, grad: np.ndarray) -> None:
         h = self.hyper

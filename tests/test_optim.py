@@ -108,6 +108,26 @@ def test_zero_grad_and_shared_parameters_are_stepped_once():
     assert x.grad[0] == 0.0
 
 
+@pytest.mark.parametrize("factory", [lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                     lambda p: Adam(p, lr=0.1, weight_decay=0.1)], ids=["sgd", "adam"])
+def test_a_parameter_without_a_gradient_is_left_alone(factory):
+    # As in PyTorch: neither weight decay nor momentum moves a frozen parameter, nor one the loss of
+    # this step did not use (its gradient was cleared by zero_grad and nothing refilled it).
+    used, unused = mg.Value(np.array([1.0, -2.0])), mg.Value(np.array([3.0]))
+    frozen = mg.Value(np.array([4.0]), requires_grad=False)
+    opt = factory([used, unused, frozen])
+    (used * unused).sum().backward()      # step 1 uses both
+    opt.step()
+    after_first = unused.data.copy()
+    assert not np.array_equal(after_first, [3.0])
+    for _ in range(3):                    # later steps use only `used`
+        opt.zero_grad()
+        (used * used).sum().backward()
+        opt.step()
+    np.testing.assert_array_equal(unused.data, after_first)
+    np.testing.assert_array_equal(frozen.data, [4.0])
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: SGD(p, lr=0), "lr must be a positive"),
     (lambda p: SGD(p, lr=-0.1), "lr must be a positive"),
@@ -171,6 +191,10 @@ def test_load_state_dict_refuses_a_state_that_does_not_fit():
         SGD([x], lr=0.1).load_state_dict(SGD([x], lr=0.1, momentum=0.9).state_dict())
     with pytest.raises(ValueError, match=r"shape \(3,\), expected \(2,\)"):
         Adam([mg.Value(np.zeros(2))]).load_state_dict(Adam([x]).state_dict())
+    state = SGD([x], lr=0.1).state_dict()
+    state["hyper"]["momentum"] = 0.9      # settings that need a momentum buffer the state lacks
+    with pytest.raises(ValueError, match=r"need \['momentum'\]"):
+        SGD([x], lr=0.1).load_state_dict(state)
     state = Adam([x]).state_dict()
     state["hyper"]["lr"] = -1.0
     with pytest.raises(ValueError, match="lr must be a positive"):
