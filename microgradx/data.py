@@ -143,6 +143,8 @@ def _from_idx_folder(root: Path) -> MnistData:
             kind = "images-idx3" if images_path is None else "labels-idx1"
             raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {_EXPECTED_LAYOUTS}")
         images, labels = load_idx_pair(images_path, labels_path)
+        if len(labels) == 0:
+            raise DataError(f"{images_path}: holds no images; the {split} split needs some")
         _check_labels(labels, labels_path)
         arrays[split] = images, labels
     (train_images, train_labels), (valid_images, valid_labels) = arrays["train"], arrays["valid"]
@@ -386,7 +388,7 @@ def to_features(images: np.ndarray, dtype: type[np.floating] = np.float32) -> np
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise DTypeError(f"to_features expects uint8 pixels (0..255), got {images.dtype}")
-    features = images.reshape(len(images), -1).astype(dtype)
+    features = images.reshape(len(images), math.prod(images.shape[1:])).astype(dtype)   # N may be 0
     features /= 255
     return features
 

@@ -152,6 +152,17 @@ class Dataset:
     source: str
     fingerprint: str      # a hash of the pixels and labels, so a resumed run can check it has the same data
 
+    def __post_init__(self) -> None:
+        # Every later step (batches, epochs, accuracy) assumes these shapes; an empty split would
+        # otherwise surface as a division by zero mid-training, or a learning-rate sweep that never ends.
+        for split in ("train", "valid"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if np.ndim(x) != 2 or np.ndim(y) != 2 or np.shape(y)[1] != 1 or len(x) != len(y):
+                raise DataError(f"{self.source}: {split} features {np.shape(x)} and targets {np.shape(y)}; "
+                                "expected (N, pixels) and (N, 1)")
+            if len(x) == 0:
+                raise DataError(f"{self.source}: the {split} split holds no images")
+
 
 def prepare(data: MnistData) -> Dataset:
     """Features and targets for training, from images and labels."""

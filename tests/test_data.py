@@ -252,6 +252,16 @@ def test_load_mnist_3_7_rejects_labels_other_than_3_and_7(tmp_path):
         load_mnist_3_7(root)
 
 
+@pytest.mark.parametrize("split", ["train", "valid"])
+def test_load_mnist_3_7_refuses_an_empty_split(tmp_path, split):
+    # An IDX file may hold no images, but a split without any cannot train or score a model.
+    root = write_idx_folder(tmp_path / "idx", gz=False)
+    write_idx(root / f"{split}-images-idx3-ubyte", idx_bytes(IMAGES[:0]))
+    write_idx(root / f"{split}-labels-idx1-ubyte", idx_bytes(LABELS[:0]))
+    with raises_naming(root / f"{split}-images-idx3-ubyte", "no images"):
+        load_mnist_3_7(root)
+
+
 def test_load_mnist_3_7_reports_a_missing_idx_file(tmp_path):
     root = write_idx_folder(tmp_path / "idx")
     (root / "valid-labels-idx1-ubyte.gz").unlink()
@@ -439,6 +449,7 @@ def test_to_features_flattens_and_scales():
     np.testing.assert_allclose(features, IMAGES.reshape(5, -1) / 255, rtol=1e-6)
     assert to_features(np.array([[[0, 255]]], np.uint8)).tolist() == [[0.0, 1.0]]
     assert to_features(IMAGES, dtype=np.float64).dtype == np.float64
+    assert to_features(IMAGES[:0]).shape == (0, 784)
 
 
 def test_to_features_refuses_scaled_input():

@@ -12,9 +12,10 @@ import pytest
 
 from microgradx import checkpoint as ckpt
 from microgradx.data import MnistData, load_mnist_3_7
-from microgradx.errors import CheckpointError
+from microgradx.errors import CheckpointError, DataError
 from microgradx.train import (
     CHECKPOINT_NAME,
+    Dataset,
     EpochStats,
     TrainConfig,
     Trainer,
@@ -105,6 +106,20 @@ def test_the_mlp_beats_the_pixel_similarity_baseline_on_the_bundled_sample(bundl
     history = trainer.fit()
     assert len(history) == 40
     assert history[-1].valid_accuracy > pixel_similarity_accuracy(bundled)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(x_train=np.zeros((0, 784), np.float32), y_train=np.zeros((0, 1), np.float32)),
+     "train split holds no images"),
+    (dict(y_valid=np.zeros(4, np.float32)), r"valid features \(4, 784\) and targets \(4,\)"),
+    (dict(y_train=np.zeros((3, 1), np.float32)), r"train features \(4, 784\) and targets \(3, 1\)"),
+])
+def test_a_dataset_refuses_empty_or_mismatched_splits(change, message):
+    # Without this check an empty split would divide by zero mid-epoch, or make lr_find loop forever.
+    x, y = np.zeros((4, 784), np.float32), np.ones((4, 1), np.float32)
+    fields = dict(x_train=x, y_train=y, x_valid=x, y_valid=y) | change
+    with pytest.raises(DataError, match=message):
+        Dataset(**fields, source="made up", fingerprint="0")
 
 
 def test_the_linear_model_learns_on_the_bundled_sample(dataset):
