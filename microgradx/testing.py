@@ -37,7 +37,9 @@ class GradcheckError(MicrogradxError, AssertionError):
 
 
 def _as_float64(x: Any) -> np.ndarray:
-    return np.array(data_of(x), dtype=np.float64)
+    # A C-ordered copy: numerical_gradient perturbs elements through a flat view, which a transposed
+    # or Fortran-ordered array cannot give.
+    return np.array(data_of(x), dtype=np.float64, order="C")
 
 
 def _scalar_output(f: Callable[..., Any], inputs: Sequence[Any], weights: list) -> Any:
@@ -51,8 +53,13 @@ def _scalar_output(f: Callable[..., Any], inputs: Sequence[Any], weights: list) 
 
 def numerical_gradient(f: Callable[..., Any], inputs: Sequence[np.ndarray], index: int,
                        eps: float = 1e-6) -> np.ndarray:
-    """Central differences of scalar ``f(*inputs)`` with respect to ``inputs[index]``, in float64."""
-    x = inputs[index]
+    """Central differences of scalar ``f(*inputs)`` with respect to ``inputs[index]``, in float64.
+
+    ``f`` is called with the inputs as given, except ``inputs[index]``, which it receives as a float64
+    copy that is moved by ``eps`` one element at a time.
+    """
+    inputs = list(inputs)
+    x = inputs[index] = _as_float64(inputs[index])
     grad = np.zeros_like(x)
     flat, gflat = x.reshape(-1), grad.reshape(-1)    # views: writing flat[i] moves x
     for i in range(flat.size):
@@ -117,8 +124,11 @@ def gradgradcheck(f: Callable[..., Any], *inputs: Any, eps: float = 1e-6, atol: 
             g = grads.get(x)
             if g is not None:
                 total = total + (g * d).sum()
-        if not isinstance(total, Value):   # every gradient is constant: second derivative is zero
-            total = Value(total) * 0 + xs[0].sum() * 0
+        if not isinstance(total, Value):
+            # No gradient was recorded as a graph: either the first derivative really is constant, or a
+            # rule ran numpy directly. The analytic second derivative is then zero; keep the value, so
+            # the finite differences show whether it truly is.
+            total = Value(total) + xs[0].sum() * 0
         return total
 
     return gradcheck(first_derivative_projected, *inputs, eps=eps, atol=atol, rtol=rtol,
