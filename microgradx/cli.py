@@ -3,15 +3,18 @@
 Each subcommand is one :class:`Command`: a function that adds its options to a parser and a function that
 runs it. Adding a subcommand is writing those two functions and one ``Command(...)`` line in ``COMMANDS``.
 
-Exit codes: 0 success; 2 bad input (a usage error, or data, images or weights that cannot be used: one
-line on stderr, ``microgradx: error: <file>: <problem>``, and no output files left behind); 130
-interrupted (Ctrl-C), after saying where the last complete checkpoint is. Anything else is a bug and
-raises with its traceback.
+Exit codes: 0 success; 2 bad input (a usage error, an ``--out`` that cannot be written, or data, images
+or weights that cannot be used: one line on stderr, ``microgradx: error: <file>: <problem>``, and no
+output files left behind); 1 the system failed a file operation mid-run (a full disk): one line, the
+files written so far complete; 130 interrupted (Ctrl-C), after saying where the last complete checkpoint
+is; 141 the reader of the output went away (``microgradx train | head``), quietly. Anything else is a bug
+and raises with its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -102,9 +105,17 @@ def _say(line: str) -> None:
 
 
 def _out_dir(text: str) -> Path:
-    out = Path(text)
-    if out.exists() and not out.is_dir():
-        raise MicrogradxError(f"{out}: exists and is not a folder; --out must name a folder")
+    """``--out`` as a Path, checked before any work: a run must not train for an hour and then find out
+    it cannot save. The folder itself is made only when there is something to write."""
+    out = Path(text).expanduser()
+    existing = out
+    while not existing.exists():       # the nearest part of the path that exists already
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MicrogradxError(f"{existing}: exists and is not a folder; --out must name a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MicrogradxError(f"{out}: cannot write there ({existing} is read-only or not ours); "
+                              "choose another --out")
     return out
 
 
@@ -410,8 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
@@ -425,3 +436,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(f"{PROG}: {e if isinstance(e, Interrupted) else 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141                     # 128 + SIGPIPE, as a shell reports a command killed by it
+    except OSError as e:               # the disk filled up, a folder became read-only mid-run...
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush does not fail again on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):    # stdout replaced by something without a file
+        pass

@@ -293,6 +293,42 @@ def test_out_must_be_a_folder(tmp_path, capsys):
     assert code == 2 and "is not a folder" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("command", [["train"], ["lr-find", "--steps", "1"], ["graph"]])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command):
+    # Root may write anywhere but a read-only mount, so the refusal is simulated where it is asked.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    code, out, err = run(capsys, *command, "--out", locked / "run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{locked / 'run'}: cannot write there" in err
+    assert out == "" and not (locked / "run").exists()      # refused before loading data or training
+
+
+def test_a_failed_write_mid_run_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
+    import microgradx.train as train_module
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "checkpoint.npz"))
+    monkeypatch.setattr(train_module.ckpt, "save_checkpoint", disk_full)
+    code, _, err = run(capsys, "train", "--epochs", "1", "--quiet", "--out", tmp_path / "run")
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "No space left on device" in err
+
+
+def test_a_closed_output_pipe_ends_the_run_quietly(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "microgradx", "train", "--quiet", "--epochs", "3",
+                             "--out", str(tmp_path / "run")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("data: ")    # `microgradx train | head -1`
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == "", err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lr", "0"], "--lr: expected a positive number"),
     (["train", "--epochs", "-3"], "--epochs: expected a positive integer"),
