@@ -46,6 +46,7 @@ class _Mode:
 
     grad_enabled = True
     anomaly = False
+    grads_running = 0     # functions made by grad() evaluating their f right now, nested in each other
 
 
 class _GradMode:
@@ -388,7 +389,7 @@ class Value:
                 node._grad = g.data if isinstance(g, Value) else g
         taken: set[int] | None = None
         for node, g in leaves:
-            if create_graph:
+            if create_graph or isinstance(node._grad, Value):    # a Value from an earlier create_graph
                 node._grad = g if node._grad is None else node._grad + g
             elif node._grad is not None:
                 node._grad = (node._grad + g).astype(node.data.dtype, copy=False)
@@ -558,31 +559,39 @@ def _nonfinite_kind(a: Any) -> str:
 def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
     """Return a function computing ``(f(*args), df/dargs[argnums])``.
 
-    ``f`` must return a single number (a Value of one element). Inputs that are plain numbers or arrays
-    give gradients as numpy arrays. Inputs that are Values that require grad (as inside an outer
-    ``grad``) give gradients as Values recorded in the graph, so they can be differentiated again:
-    ``grad(grad(f))`` is the second derivative, and so on to any order. Nothing is written to ``.grad``.
+    ``f`` must return a single number (a Value of one element). Called on plain numbers or arrays, the
+    function returns the value and the gradients as numpy arrays (each its own, in its input's dtype).
+    Called inside another ``grad``'s function, or on a Value that requires grad, it returns Values
+    recorded in the graph, so they can be differentiated again: ``grad(grad(f))`` is the second
+    derivative, and so on to any order. Nothing is written to ``.grad``.
     """
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        args_list = list(args)
-        targets, traced = [], []
         for n in nums:
-            if n >= len(args_list):
-                raise GradientError(f"grad: argnums={argnums!r} but the function got {len(args)} arguments")
-            a = args_list[n]
-            if isinstance(a, Value) and a.requires_grad:
-                targets.append(a)              # part of an outer graph: differentiate through it
-                traced.append(True)
-            else:
-                args_list[n] = targets_leaf = Value(a)
-                targets.append(targets_leaf)
-                traced.append(False)
+            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(args):
+                raise GradientError(f"grad: argnums={argnums!r} must be positions among the {len(args)} "
+                                    "arguments the function was called with")
+        # The gradient must itself be recorded when someone outside may differentiate it again: an
+        # enclosing grad whose function is running, or a caller who passed a Value that requires grad.
+        nested = _Mode.grads_running > 0 or any(
+            isinstance(args[n], Value) and args[n].requires_grad for n in nums)
+        args_list = list(args)
+        targets: dict[int, Value] = {}
         with enable_grad():
-            out = f(*args_list, **kwargs)
-        create_graph = any(traced)
+            for n in dict.fromkeys(nums):     # each position once, even if argnums names it twice
+                a = args[n]
+                # A new node for each position: the derivative is then with respect to this argument
+                # alone, not to every use of the same Value elsewhere (another argument, a closure),
+                # which would mix up the levels of a nested derivative.
+                traced = isinstance(a, Value) and a.requires_grad
+                args_list[n] = targets[n] = _ops.identity(a) if traced else Value(a)
+            _Mode.grads_running += 1
+            try:
+                out = f(*args_list, **kwargs)
+            finally:
+                _Mode.grads_running -= 1
         if not isinstance(out, Value):
             out = Value(out, requires_grad=False)   # f ignored its inputs: the gradient is zero
         if out.size != 1:
@@ -590,17 +599,20 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
                                 "reduce it first (e.g. .sum()) or use backward(gradient=...)")
         grads = {}
         if out.requires_grad:
-            grads = backprop(out, np.ones_like(out.data), create_graph, tuple(targets))
+            grads = backprop(out, np.ones_like(out.data), nested, tuple(targets.values()))
         results = []
-        for t, is_traced in zip(targets, traced, strict=True):
+        for n in nums:
+            t = targets[n]
             g = grads.get(t)
             if g is None:
                 g = np.zeros_like(t.data)
-            if is_traced:
+            if nested:
                 results.append(as_value(g))
             else:
-                results.append(g.data if isinstance(g, Value) else g)
-        value = out if create_graph else out.data
+                # A copy: the pass may hand the same array to several inputs, or a read-only view.
+                g = np.array(data_of(g), dtype=t.data.dtype)
+                results.append(g[()] if g.ndim == 0 else g)
+        value = out if nested else out.data
         return value, (results[0] if single else tuple(results))
 
     wrapped.__name__ = f"value_and_grad_{getattr(f, '__name__', 'f')}"

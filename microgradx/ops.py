@@ -254,6 +254,12 @@ def divide(a, b):
     return a / b
 
 
+@primitive(lambda g, ans, x: g)
+def identity(x):
+    """x itself, as a new node;  d/dx = g.  grad() gives each argument one, to tell its uses apart."""
+    return x
+
+
 @primitive(lambda g, ans, x: -g)
 def negative(x):
     """-x;  d/dx = -g"""
@@ -275,6 +281,8 @@ def _power_vjp_base(g, ans, a, b):
 
 def _power_vjp_exponent(g, ans, a, b):
     # NOTE: log(a) is -inf at a = 0, where a**b is 0 for b > 0 and the derivative is 0: use log(1) there.
+    if isinstance(a, (int, float)):  # noqa: UP038 - a Python base: its log as a Python float, which
+        return g * ans * float(np.log(a if a != 0 else 1.0))   # keeps the exponent's dtype (float32)
     return g * ans * log(where(data_of(a) == 0, 1.0, a))
 
 
@@ -383,7 +391,8 @@ def clip(x, lo=None, hi=None):
 def _tie_share(x, y):
     # NOTE: at a tie the gradient is split evenly, as in PyTorch's maximum/minimum.
     x, y = data_of(x), data_of(y)
-    return (x > y) + 0.5 * (x == y)
+    share = (x > y) + 0.5 * (x == y)           # float64 from bools: back to the inputs' float dtype
+    return share.astype(np.result_type(x, y), copy=False)
 
 
 @primitive(lambda g, ans, a, b: g * _tie_share(a, b),
@@ -443,7 +452,7 @@ def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
     shape = np.shape(x)
     kept = _kept_shape(shape, axis)
     hit = data_of(x) == np.reshape(data_of(ans), kept)
-    share = hit / np.sum(hit, axis=axis, keepdims=True)
+    share = (hit / np.sum(hit, axis=axis, keepdims=True)).astype(data_of(x).dtype, copy=False)
     return reshape(g, shape=kept) * share
 
 

@@ -225,6 +225,7 @@ CASES: list[OpCase] = [
     OpCase("divide", _divide),
     OpCase("rdivide", lambda d: ((lambda x: 1.0 / x), [0.5 + np.abs(_one(d))])),
     _unary("negative", lambda x: -x),
+    _unary("identity", ops.identity),
     OpCase("power", _power_const),
     OpCase("power-int-negative-base", _power_int_negative_base),
     OpCase("power-value-exponent", _power_both),

@@ -11,6 +11,7 @@ import pytest
 
 import microgradx as mg
 from microgradx import engine, ops
+from microgradx.engine import data_of
 from microgradx.errors import AnomalyError, AxisError, DTypeError, GradientError, ShapeError
 from microgradx.testing import numerical_gradient
 
@@ -357,6 +358,51 @@ def test_hessian_vector_product_of_a_tensor_function():
     np.testing.assert_allclose(hvp, a @ v + np.exp(x0) * v, rtol=1e-12)
 
 
+@pytest.mark.parametrize("derivative, expected", [
+    # d/dy d/dx of x**2 y**3 = 6 x y**2: the outer variable reaches the inner grad as an argument it
+    # does not differentiate.
+    (lambda: mg.grad(mg.grad(lambda x, y: x**2 * y**3), argnums=1)(2.0, 3.0), 108.0),
+    # ... or through a closure.
+    (lambda: mg.grad(lambda x: mg.grad(lambda y: x * y)(2.0))(3.0), 1.0),
+    # The inner derivative is with respect to its own argument, even when that is the outer variable.
+    (lambda: mg.grad(lambda x: mg.grad(lambda y: y * x)(x))(2.0), 1.0),
+    (lambda: mg.grad(lambda x: mg.grad(lambda y: y * x * x)(x))(2.0), 4.0),
+], ids=["argument", "closure", "same-value", "same-value-squared"])
+def test_nested_grad_matches_the_hand_derivative(derivative, expected):
+    assert float(derivative()) == pytest.approx(expected)
+
+
+def test_grad_tells_apart_two_arguments_that_are_one_value():
+    # d/du and d/dw of u * w * w at u = w = 2: 4 and 8, not the derivative with respect to the shared Value.
+    v = mg.Value(2.0)
+    gu, gw = mg.grad(lambda u, w: u * w * w, argnums=(0, 1))(v, v)
+    assert (float(gu), float(gw)) == (4.0, 8.0)
+    g1, g2 = mg.grad(lambda x: x * 3, argnums=(0, 0))(1.0)     # a position named twice: the same gradient
+    assert g1 == g2 == 3.0
+
+
+@pytest.mark.parametrize("f", [lambda x: x.max(), lambda x: mg.maximum(x, 2.0).sum(),
+                               lambda x: mg.ops.min(x), lambda x: (2.0 ** x).sum()],
+                         ids=["max", "maximum", "min", "rpow"])
+def test_grad_returns_each_input_its_own_array_in_its_dtype(f):
+    x = np.array([1.0, 3.0, 3.0], np.float32)
+    g = mg.grad(f)(x)
+    assert isinstance(g, np.ndarray) and g.dtype == np.float32 and g.flags.writeable
+    interior = mg.Value(x) * 1.0
+    f(interior).backward()
+    assert interior.grad.dtype == np.float32
+    gx, gy = mg.grad(lambda a, b: (a + b).sum(), argnums=(0, 1))(np.ones(3), np.ones(3))
+    gx += 1                                    # the sum's rule hands one array to both inputs
+    np.testing.assert_array_equal(gy, np.ones(3))
+
+
+def test_a_plain_backward_after_a_create_graph_backward_adds_up():
+    x = mg.Value(np.array([1.0, 2.0]))
+    (x * x).sum().backward(create_graph=True)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(data_of(x.grad), [4.0, 8.0])
+
+
 def test_grad_of_function_ignoring_its_input_is_zero():
     assert mg.grad(lambda x: mg.Value(3.0) * 2)(1.0) == 0.0
 
@@ -366,9 +412,10 @@ def test_grad_needs_a_scalar_output():
         mg.grad(lambda x: x * 2)(np.ones(3))
 
 
-def test_grad_argnums_out_of_range():
+@pytest.mark.parametrize("argnums", [2, -1, (0, 5), True])
+def test_grad_argnums_out_of_range(argnums):
     with pytest.raises(GradientError, match="argnums"):
-        mg.grad(lambda x: x, argnums=2)(1.0)
+        mg.grad(lambda x, y=0: x, argnums=argnums)(1.0)
 
 
 # --------------------------------------------------------------------------------------------------
