@@ -142,7 +142,7 @@ def as_value(x: Any) -> Value:
 
 def _user_site() -> str:
     """The innermost stack frame outside this package, as 'file:line in function'."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    package_dir = os.path.dirname(os.path.abspath(__file__)) + os.sep   # not microgradx_examples/
     for frame in reversed(traceback.extract_stack()):
         if not os.path.abspath(frame.filename).startswith(package_dir):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import ops
 from .engine import Value, as_value, data_of
-from .errors import AxisError, ShapeError
+from .errors import AxisError, DTypeError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
            "expand_dims"]
@@ -118,15 +118,13 @@ def expand_dims(x: Any, axis: int) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 def _as_index(part: Any) -> Any:
-    """Index parts as numpy takes them; a Value used as an index gives its data (made integer)."""
+    """Index parts as numpy takes them (a list becomes an array); a Value is refused."""
     if isinstance(part, Value):
-        part = part.data
-        if isinstance(part, np.ndarray) and part.dtype.kind == "f":
-            as_int = part.astype(np.intp)
-            if not np.array_equal(as_int, part):
-                raise IndexError("a Value used as an index must hold whole numbers")
-            part = as_int
-    elif isinstance(part, list):
+        # A Value holds floats, even one made from a boolean mask, so it cannot say whether [1., 0., 1.]
+        # means positions or a mask. Positions or masks are not differentiable anyway: ask for an array.
+        raise DTypeError("a Value cannot be an index (Values hold floats, so a mask and positions look "
+                         "alike); index with an integer or boolean numpy array instead")
+    if isinstance(part, list):
         part = np.asarray(part)
     return part
 

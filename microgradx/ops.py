@@ -372,7 +372,8 @@ def relu(x):
 
 
 def _clip_vjp(g, ans, x, lo=None, hi=None):
-    inside = np.ones(np.shape(x), dtype=bool)
+    # Shaped like the output: array bounds may broadcast x up (the engine sums the gradient back down).
+    inside = np.ones(np.shape(ans), dtype=bool)
     if lo is not None:
         inside &= data_of(x) >= lo
     if hi is not None:
@@ -416,6 +417,8 @@ def where(cond, a, b):
 
 def _kept_shape(shape, axis):
     """The shape a reduction over ``axis`` has with keepdims=True."""
+    if not shape:
+        return ()      # numpy lets axis 0 (or -1) reduce a 0-d array, to itself
     axes = _normalize_axes(axis, len(shape))
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
@@ -516,16 +519,18 @@ def getitem(x, index):
 def scatter_add(y, index, shape):
     """zeros(shape) with y added at index (repeats accumulate): the adjoint of getitem;  d/dy = g[index]"""
     out = np.zeros(shape, dtype=np.result_type(y))
-    if _is_advanced(index):
-        np.add.at(out, index, y)
-    else:
+    if _is_basic(index):
         out[index] = y            # a basic index never names an element twice: plain assignment
+    else:
+        np.add.at(out, index, y)  # positions (arrays, lists) may repeat: add up every one
     return out
 
 
-def _is_advanced(index) -> bool:
+def _is_basic(index) -> bool:
+    """Ints, slices, None and Ellipsis only: numpy's basic indexing, which names each element once."""
     parts = index if isinstance(index, tuple) else (index,)
-    return builtins.any(isinstance(p, np.ndarray) and p.dtype != bool for p in parts)
+    return builtins.all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice))  # noqa: UP038
+                        for p in parts)
 
 
 def _concatenate_vjp(argnum, g, ans, *arrays, axis=0):

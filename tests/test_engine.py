@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import pickle
 
 import numpy as np
@@ -183,6 +184,39 @@ def test_boolean_mask_indexing_gradient():
     v = mg.Value([1.0, -2.0, 3.0])
     (v[v.data > 0] * 2).sum().backward()
     np.testing.assert_array_equal(v.grad, [2.0, 0.0, 2.0])
+
+
+def test_repeated_positions_accumulate_whether_given_as_a_list_or_an_array():
+    for index in ([0, 0, 2], np.array([0, 0, 2]), ([0, 0, 2],)):
+        x = mg.Value(np.arange(3.0))
+        ops.getitem(x, index=index).sum().backward()
+        np.testing.assert_array_equal(x.grad, [2.0, 0.0, 1.0])
+        np.testing.assert_array_equal(ops.scatter_add(np.ones(3), index=index, shape=(3,)), [2.0, 0.0, 1.0])
+
+
+def test_a_value_cannot_be_an_index():
+    # Values hold floats: a mask made into a Value would otherwise select positions 1, 0, 1.
+    x = mg.Value(np.array([10.0, 20.0, 30.0]))
+    with pytest.raises(DTypeError, match="cannot be an index"):
+        x[mg.Value(np.array([True, False, True]))]
+    with pytest.raises(DTypeError, match="cannot be an index"):
+        x[mg.Value(1.0)]
+
+
+@pytest.mark.parametrize("reduce", [lambda v: v.sum(axis=0), lambda v: v.max(axis=-1),
+                                    lambda v: v.sum(axis=-1)])
+def test_reducing_a_zero_dimensional_value_over_axis_0_differentiates(reduce):
+    v = mg.Value(3.0)            # numpy allows axis 0 (or -1) on a 0-d array
+    out = reduce(v)
+    out.backward()
+    assert out.item() == 3.0 and v.grad == 1.0
+
+
+def test_clip_with_bounds_that_broadcast_the_input_up():
+    x = mg.Value(np.array([-1.0, 0.0, 1.0]))
+    lo = np.array([[-2.0], [0.5]])                     # (2, 1) bounds: the output is (2, 3)
+    x.clip(lo, 0.5).sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 0.0])   # inside [-2, .5] once; [.5, .5] never
 
 
 def test_backward_on_non_scalar_needs_a_gradient():
@@ -463,6 +497,15 @@ def test_anomaly_mode_names_the_forward_op_and_the_line():
     with mg.detect_anomaly(), np.errstate(divide="ignore"), \
             pytest.raises(AnomalyError, match=r"forward of 'log'.*test_engine\.py:\d+"):
         x.log()
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
+def test_anomaly_mode_names_user_code_in_a_folder_named_like_the_package():
+    # Only files inside the package are skipped, not ones in a sibling folder such as microgradx_examples/.
+    fake = os.path.dirname(mg.__file__) + "_examples/make_nan.py"
+    code = compile("import numpy as np\nbad = mg.Value(np.array([-1.0])).log()\n", fake, "exec")
+    with mg.detect_anomaly(), pytest.raises(AnomalyError, match="_examples/make_nan.py:2"):
+        exec(code, {"mg": mg})  # noqa: S102 - code compiled above, with a made-up file name
 
 
 def test_anomaly_mode_catches_a_nan_born_in_backward():
