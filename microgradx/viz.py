@@ -129,7 +129,7 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
                height="0")
     graph.attr("edge", color=_EDGE, arrowsize="0.6")
     if title:
-        graph.attr(label=gv.nohtml(title), labelloc="t", fontsize="16")
+        graph.attr(label=f"<{_text(title)}>", labelloc="t", fontsize="16")
 
     # Statements are written straight into the body: the graphviz package's node() and edge() quote
     # every attribute through regular expressions, which was most of the drawing time. _stmt quotes.
@@ -171,7 +171,7 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
     for k, (title_k, nodes) in enumerate(zip(clusters, members, strict=True)):
         if nodes:
             with graph.subgraph(name=f"cluster_{k}") as sub:
-                sub.attr(label=gv.nohtml(title_k), style="rounded,dashed", color="#9aa0a6", fontsize="12")
+                sub.attr(label=f"<{_text(title_k)}>", style="rounded,dashed", color="#9aa0a6", fontsize="12")
                 sub.body.extend(nodes)
 
     if n_hidden:
@@ -445,9 +445,21 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
-def _esc(text: str) -> str:
-    """Text for an HTML-like label: markup characters escaped, long names cut."""
-    text = text if len(text) <= 40 else text[:37] + "..."
+def _esc(text: Any) -> str:
+    """A name for an HTML-like label: as :func:`_text`, long names cut."""
+    text = str(text)
+    return _text(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _text(text: Any) -> str:
+    """Any user text as the content of an HTML-like label, shown as written.
+
+    HTML-like labels take text literally (a backslash is a backslash, unlike DOT's quoted strings), once
+    markup characters are escaped. Characters XML cannot hold at all (control characters, lone
+    surrogates) are shown as Python escapes instead, or dot would refuse the whole graph.
+    """
+    text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(c if c >= " " or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
     return html.escape(text).replace("\n", "<BR/>")
 
 

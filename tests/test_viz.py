@@ -288,6 +288,26 @@ def test_labels_are_escaped_for_dot():
         ET.fromstring(graph.pipe(format="svg"))          # dot accepts it and writes valid XML
 
 
+def test_any_text_is_drawn_as_written_and_never_breaks_the_dot_source():
+    # DOT's quoted strings read backslashes as escapes (a final one swallows the rest of the graph) and
+    # XML cannot hold control characters: titles, module names and labels all go as escaped HTML text.
+    l1 = Layer(2, 1, 0)
+    x = Value(np.ones((1, 2)), label="ctrl\x01char nul\x00 lone\ud800 form\x0cfeed")
+    y = l1(x).sum()
+    y.label = 7                                         # not a string: drawn as str(label)
+    title = "C:\\Users\\Nina\\graphs\\"             # C:\Users\Nina\graphs\ : ends in a backslash
+    graph = draw_graph(y, title=title, modules={"layer\\": l1})
+    dot = parse(graph)
+    assert dot.graph_attrs["label"] == title
+    assert list(dot.cluster_label.values()) == ["layer\\"]
+    assert dot.by_name("7") is not None
+    assert "ctrl\\x01char nul\\x00 lone\\ud800 form\\x0cfeed" in graph.source
+    if shutil.which("dot"):
+        svg = ET.fromstring(graph.pipe(format="svg"))   # dot accepts it and writes valid XML
+        texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+        assert title in texts and "layer\\" in texts
+
+
 def test_rankdir_is_left_to_right_by_default_and_top_to_bottom_on_request():
     y, *_ = neuron()
     assert parse(draw_graph(y)).graph_attrs["rankdir"] == "LR"
