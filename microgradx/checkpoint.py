@@ -68,21 +68,27 @@ class Checkpoint:
     def restore(self, model: Module, optimizer: Optimizer | None = None) -> None:
         """Copy the weights (and the optimizer state, when given) into ``model`` and ``optimizer``.
 
+        All or nothing: when either does not fit, both are left as they were.
+
         Raises:
             CheckpointError: the weights' names or shapes do not fit ``model``, or the optimizer state
                 does not fit ``optimizer`` (another type, other settings, other shapes).
         """
-        try:
-            model.load_state_dict(self.weights)
-        except CheckpointError as e:
-            raise CheckpointError(f"{self.path}: {e}") from None
+        previous = None
         if optimizer is not None:
             if self.optimizer is None:
                 raise CheckpointError(f"{self.path}: holds no optimizer state to resume from")
+            previous = optimizer.state_dict()
             try:
                 optimizer.load_state_dict(self.optimizer)
             except ValueError as e:
                 raise CheckpointError(f"{self.path}: {e}") from None
+        try:
+            model.load_state_dict(self.weights)     # checks everything before it changes anything
+        except CheckpointError as e:
+            if previous is not None:
+                optimizer.load_state_dict(previous)
+            raise CheckpointError(f"{self.path}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,6 +108,8 @@ def save_checkpoint(path: PathLike, model: Module, architecture: Mapping[str, An
     arrays: dict[str, np.ndarray] = {}
     for name, p in model.named_parameters():
         arrays[_WEIGHTS + name] = np.asarray(p.data)
+    if not arrays:      # load_checkpoint would refuse the file: do not write it
+        raise CheckpointError(f"{path}: {type(model).__name__} has no parameters; a checkpoint needs weights")
     opt_meta = None
     if optimizer is not None:
         state = optimizer.state_dict()
@@ -305,4 +313,5 @@ def _is_int(x: Any) -> bool:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    # Finite too: json.loads reads NaN and Infinity, which save_checkpoint never writes.
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

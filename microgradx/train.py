@@ -214,8 +214,10 @@ class TrainConfig:
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{name} must be a positive integer, got {n!r}")
-        if not (isinstance(self.lr, int | float) and np.isfinite(self.lr) and self.lr > 0):
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, int | float | np.integer | np.floating)
+                                             and np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        object.__setattr__(self, "lr", float(self.lr))    # frozen: set once, as a plain float
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
@@ -225,7 +227,7 @@ class TrainConfig:
         """The chapter's settings for ``model``, with any of them overridden (None keeps the default)."""
         spec = _spec(model)
         return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
-                   lr=spec.lr if lr is None else float(lr),
+                   lr=spec.lr if lr is None else lr,
                    batch_size=256 if batch_size is None else batch_size,
                    seed=0 if seed is None else seed)
 
@@ -351,6 +353,8 @@ class Trainer:
         epoch, so an interruption leaves the last complete one). Returns the whole history.
         """
         path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)     # now, not after an epoch's work
         while self.epoch < self.config.epochs:
             stats = self.train_epoch(on_batch)
             if path is not None:

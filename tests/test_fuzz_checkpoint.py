@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from microgradx import nn
 from microgradx.checkpoint import load_checkpoint, save_checkpoint
 from microgradx.errors import CheckpointError
-from microgradx.optim import SGD
+from microgradx.optim import SGD, Adam
 from microgradx.train import Dataset, Trainer, load_model
 
 ARCH = {"kind": "mlp", "sizes": [784, 30, 1]}
@@ -185,6 +186,10 @@ LINEAR = {"weights/weight.npy": _npy(np.zeros((784, 1), np.float32)),
     ({"meta.npy": _npy(np.frombuffer(b"\xff\xfe{", dtype=np.uint8)), **LINEAR}, "not JSON"),
     ({"meta.npy": _npy(np.frombuffer(b"[" * 100000, dtype=np.uint8)), **LINEAR}, "not JSON"),
     ({"meta.npy": _meta(epoch=-1), **LINEAR}, "epoch"),
+    # NaN and Infinity are not JSON, but Python's json reads them: an edited file, refused on loading.
+    ({"meta.npy": _meta(history=[{"epoch": 1, "train_loss": float("nan")}]), **LINEAR}, "history"),
+    ({"meta.npy": _meta(optimizer={"name": "SGD", "hyper": {"lr": float("inf")}, "steps": 0, "slots": {}}),
+      **LINEAR}, "optimizer state"),
     ({"meta.npy": _meta(optimizer={"name": "SGD", "hyper": {}, "steps": 0, "slots": {"momentum": 2}}),
       **LINEAR}, "optimizer buffers"),
     ({"meta.npy": _meta(architecture={"kind": "mlp", "sizes": [784, 30, 1]}), **LINEAR}, "missing layers"),
@@ -200,6 +205,30 @@ def test_crafted_archives(folder, members, message):
         return
     with pytest.raises(CheckpointError, match=message):
         load_model(path)
+
+
+def test_a_model_without_parameters_is_not_saved(folder):
+    # load_checkpoint refuses a file without weights, so save_checkpoint must not write one.
+    with pytest.raises(CheckpointError, match="no parameters"):
+        save_checkpoint(folder / "empty.npz", nn.Sequential(nn.ReLU()), ARCH)
+    assert not (folder / "empty.npz").exists()
+
+
+def test_restore_changes_nothing_when_either_part_does_not_fit(valid, folder):
+    data, model, opt = valid
+    saved = load_checkpoint(_write(folder, data))
+    other_model, other_opt = _model_and_optimizer()
+    for p in other_model.parameters():
+        p.data[...] = 7.0
+    other_opt.steps = 5
+    unchanged = lambda: other_opt.steps == 5 and all(np.all(p.data == 7) for p in other_model.parameters())  # noqa: E731
+    wrong_names = replace(saved, weights={f"x{k}": v for k, v in saved.weights.items()})
+    with pytest.raises(CheckpointError, match="missing"):
+        wrong_names.restore(other_model, other_opt)          # the optimizer state fits, the weights do not
+    assert unchanged()
+    with pytest.raises(CheckpointError, match="not Adam"):
+        saved.restore(other_model, Adam(other_model.parameters()))   # the weights fit, the optimizer not
+    assert unchanged()
 
 
 def test_missing_file_and_folder(folder):

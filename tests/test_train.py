@@ -166,6 +166,21 @@ def test_resume_refuses_other_data(dataset, tmp_path):
         Trainer.resume(tmp_path / CHECKPOINT_NAME, other)
 
 
+def test_fit_makes_its_folder_before_training(dataset, tmp_path):
+    out = tmp_path / "new" / "run"
+    Trainer(TrainConfig.for_model("linear", epochs=1), dataset).fit(out)
+    assert (out / CHECKPOINT_NAME).is_file()
+
+
+@pytest.mark.parametrize("lr", [True, float("nan"), 0, "1"])
+def test_train_config_refuses_a_learning_rate_that_is_not_a_positive_number(lr):
+    with pytest.raises(ValueError, match="lr must be a positive number"):
+        TrainConfig.for_model("linear", lr=lr)
+    with pytest.raises(ValueError, match="lr must be a positive number"):   # as read from a checkpoint
+        TrainConfig(model="linear", epochs=1, lr=lr, batch_size=256, seed=0)
+    assert TrainConfig.for_model("linear", lr=np.float32(0.5)).lr == 0.5
+
+
 def test_memory_stays_flat_over_many_epochs(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
