@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +22,23 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     as it was. The data is flushed to disk before the rename, so even a crash of the machine cannot leave
     a renamed file with missing contents.
     """
-    path = Path(path)
+    # Through a symlink to the file it names, so that the link stays a link.
+    path = Path(os.path.realpath(path))
+    if not path.parent.is_dir():    # mkstemp's own error would name the temporary file instead
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(path.parent))
+    # mkstemp makes the file private (0600): give it the mode of the file it replaces, or else the mode
+    # any new file gets under the umask.
+    try:
+        file_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        file_mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode any new file would get under the umask.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, file_mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -76,9 +76,12 @@ def accuracy(logits: Any, targets: Any) -> float:
     """The fraction of samples whose logit has the target's sign: positive for a target of 1 (or +1).
 
     Works for 0/1 targets (a logit > 0 means sigmoid > 0.5, the book's ``batch_accuracy``) and for -1/+1
-    labels alike. Returns a Python float; no graph is recorded.
+    labels alike. A NaN logit predicts nothing, so it counts as wrong. Returns a Python float; no graph
+    is recorded.
     """
     _check_shapes("accuracy", logits, targets)
     if np.size(targets) == 0:
         raise ShapeError("accuracy of an empty batch is undefined")
-    return float(np.mean((np.asarray(data_of(logits)) > 0) == (np.asarray(data_of(targets)) > 0)))
+    logits = np.asarray(data_of(logits))
+    right = ((logits > 0) == (np.asarray(data_of(targets)) > 0)) & ~np.isnan(logits)
+    return float(np.mean(right))

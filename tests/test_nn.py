@@ -303,3 +303,5 @@ def test_accuracy_for_01_and_pm1_targets():
     assert accuracy(mg.Value(logits), np.array([[1.0], [-1.0], [1.0], [-1.0]])) == 1.0
     with pytest.raises(ShapeError):
         accuracy(np.zeros((0, 1)), np.zeros((0, 1)))
+    # A NaN logit predicts nothing: wrong, whichever the target (not "not above 0", so class 0).
+    assert accuracy(np.array([[np.nan], [np.nan]]), np.array([[0.0], [1.0]])) == 0.0

@@ -281,6 +281,22 @@ def test_atomic_write_keeps_the_old_file_on_failure_and_ctrl_c(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_atomic_write_keeps_the_mode_and_the_symlink_of_what_it_replaces(tmp_path):
+    target = tmp_path / "private.bin"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    link = tmp_path / "latest.bin"
+    link.symlink_to(target.name)
+    with ckpt.atomic_write(link) as f:
+        f.write(b"new")
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileNotFoundError, match="no such folder") as info:
+        with ckpt.atomic_write(tmp_path / "absent" / "f.bin") as f:
+            f.write(b"x")
+    assert info.value.filename == str(tmp_path / "absent")
+
+
 # --------------------------------------------------------------------------------------------------
 # The chapter's accuracy on the full data set
 # --------------------------------------------------------------------------------------------------
