@@ -204,7 +204,10 @@ class Value:
             data = data.data
         arr = to_array(data)
         if dtype is not None:
-            dtype = np.dtype(dtype)
+            try:
+                dtype = np.dtype(dtype)
+            except TypeError as e:
+                raise DTypeError(f"Value: dtype={dtype!r} is not a dtype numpy knows ({e})") from None
             if dtype.kind != "f":
                 raise DTypeError(f"Value: dtype must be a float dtype, got {dtype}")
             arr = arr.astype(dtype, copy=False)
@@ -281,7 +284,13 @@ class Value:
 
     def item(self) -> float:
         """The value as a Python float (the Value must hold exactly one element)."""
+        self._check_one_element("item()")
         return self.data.item()
+
+    def _check_one_element(self, what: str) -> None:
+        if self.data.size != 1:
+            raise ShapeError(f"{what} of a Value of shape {self.shape}: only a single element converts to "
+                             "one number (reduce it first, e.g. with .sum() or .any())")
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (a 0-d array for a scalar). Not a copy: do not write into it."""
@@ -297,9 +306,11 @@ class Value:
             yield self[i]
 
     def __float__(self) -> float:
-        return float(self.data)
+        self._check_one_element("float()")
+        return float(self.data.item())     # as PyTorch: any single element, whatever the shape
 
     def __bool__(self) -> bool:
+        self._check_one_element("bool()")
         return bool(self.data)
 
     __hash__ = object.__hash__  # Values are graph nodes: identity, not contents, makes them equal keys

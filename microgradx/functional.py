@@ -26,9 +26,12 @@ def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
     """``axis`` unchanged, once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""
     shape = np.shape(data_of(x))
     try:
-        ops._normalize_axes(axis, len(shape) + new_axis)
+        axes = ops._normalize_axes(axis, len(shape) + new_axis)
     except (np.exceptions.AxisError, TypeError) as e:
         raise AxisError(f"{name}: input of shape {shape}, axis={axis!r}: {e}") from None
+    if isinstance(axis, list) or len(set(axes)) != len(axes):
+        raise AxisError(f"{name}: input of shape {shape}, axis={axis!r}: expected one axis or a tuple of "
+                        "distinct axes")
     return axis
 
 
@@ -57,7 +60,8 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     axis = _checked("logsumexp", x, axis)
     # Subtracting the max keeps exp() <= 1. The shift is a constant (detached): it cancels exactly, so
     # the gradient is unchanged. An infinite max would give inf - inf = nan: shift by 0 there instead.
-    shift = np.max(x.data, axis=axis, keepdims=True)
+    # An empty reduction has no max (numpy refuses one): its sum of exp is 0, and its logsumexp -inf.
+    shift = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
     shift = np.where(np.isfinite(shift), shift, 0)
     out = ops.log(ops.sum(ops.exp(x - shift), axis=axis, keepdims=True)) + shift
     if not keepdims:   # drop the reduced axes (kept above so that the shift broadcasts)
@@ -70,7 +74,8 @@ def softmax(x: Any, axis: int = -1) -> Any:
     """exp(x) / sum(exp(x)) along ``axis``: non-negative, sums to 1 along that axis."""
     x = as_value(x)
     axis = _checked("softmax", x, axis)
-    e = ops.exp(x - np.max(x.data, axis=axis, keepdims=True))  # shift by a constant: see logsumexp
+    shift = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)   # a constant: see logsumexp
+    e = ops.exp(x - np.where(np.isfinite(shift), shift, 0))
     return e / ops.sum(e, axis=axis, keepdims=True)
 
 

@@ -457,6 +457,30 @@ def test_grad_argnums_out_of_range(argnums):
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: mg.Value(1.0, dtype="foo"), DTypeError, "dtype='foo' is not a dtype"),
+    (lambda: mg.Value([1.0, 2.0]).item(), ShapeError, r"item\(\) of a Value of shape \(2,\)"),
+    (lambda: bool(mg.Value([1.0, 2.0])), ShapeError, r"bool\(\) of a Value of shape \(2,\)"),
+    (lambda: float(mg.Value([1.0, 2.0])), ShapeError, r"float\(\) of a Value of shape \(2,\)"),
+    (lambda: mg.Value(np.ones((2, 2))).logsumexp(axis=(0, 0)), AxisError, "distinct axes"),
+    (lambda: mg.Value(np.ones((2, 2))).softmax(axis=[0, 1]), AxisError, "distinct axes"),
+])
+def test_conversions_and_axes_fail_with_our_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+    assert float(mg.Value([[2.0]])) == 2.0       # one element converts, whatever the shape
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")   # log(0), as numpy's
+def test_logsumexp_and_softmax_of_empty_axes():
+    x = mg.Value(np.zeros((0, 3)))
+    out = x.logsumexp(axis=0)                    # the log of an empty sum: -inf, as np.logaddexp.reduce
+    np.testing.assert_array_equal(out.data, [-np.inf] * 3)
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)
+    assert mg.Value(np.zeros((2, 0))).softmax(axis=0).shape == (2, 0)
+
+
 def test_matmul_shape_mismatch():
     with pytest.raises(ShapeError, match=r"matmul.*\(2, 3\), \(4, 5\).*last axis of the left"):
         mg.Value(np.ones((2, 3))) @ np.ones((4, 5))
