@@ -362,7 +362,7 @@ def _graph(args: argparse.Namespace) -> int:
     from .data import load_mnist_3_7, to_features, to_targets
     from .losses import mnist_loss
     from .train import CHECKPOINT_NAME, load_model
-    from .viz import example_scalar_neuron, render_graph
+    from .viz import GraphvizNotFoundError, example_scalar_neuron, render_graph
 
     out = _out_dir(args.out)
     weights = Path(args.weights) if args.weights else out / CHECKPOINT_NAME
@@ -375,11 +375,17 @@ def _graph(args: argparse.Namespace) -> int:
     loss = mnist_loss(model(x), y)
     loss.label = "mnist_loss"
     loss.backward()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    model_path = render_graph(loss, out / f"graph_{spec.name}.{args.format}", modules={spec.name: model},
-                              grad_flow=True, title=f"{spec.description}: mnist_loss on {n} valid images")
-    neuron_path = render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
-                               title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)")
+    try:
+        model_path = render_graph(loss, out / f"graph_{spec.name}.{args.format}", modules={spec.name: model},
+                                  grad_flow=True, title=f"{spec.description}: mnist_loss on {n} valid images")
+        neuron_path = render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
+                                   title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)")
+    except GraphvizNotFoundError as e:
+        if created and not any(out.iterdir()):
+            out.rmdir()       # nothing drawn: leave nothing behind
+        raise GraphvizNotFoundError(f"{e} Here: {PROG} graph --format dot.") from None
     print(f"wrote {model_path}, {neuron_path}")
     return 0
 

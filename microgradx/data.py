@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import DataError, DTypeError
+from .errors import DataError, DTypeError, ShapeError
 
 __all__ = [
     "DataLoader",
@@ -93,7 +93,7 @@ def load_mnist_3_7(path: PathLike | None = None) -> MnistData:
     """
     if path is None:
         return load_bundled_sample()
-    root = Path(path)
+    root = Path(path).expanduser()
     if not root.is_dir():
         problem = "is not a folder" if root.exists() else "no such folder"
         raise DataError(f"{root}: {problem}; {_EXPECTED_LAYOUTS}")
@@ -388,6 +388,8 @@ def to_features(images: np.ndarray, dtype: type[np.floating] = np.float32) -> np
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise DTypeError(f"to_features expects uint8 pixels (0..255), got {images.dtype}")
+    if images.ndim != 3:     # one (28, 28) image would otherwise pass for 28 images of 28 pixels
+        raise ShapeError(f"to_features expects a stack of images (N, height, width), got {images.shape}")
     features = images.reshape(len(images), math.prod(images.shape[1:])).astype(dtype)   # N may be 0
     features /= 255
     return features
@@ -428,6 +430,9 @@ class DataLoader:
         self.x, self.y = np.asarray(x), np.asarray(y)
         if len(self.x) != len(self.y):
             raise DataError(f"x has {len(self.x)} rows but y has {len(self.y)}")
+        bad_seed = isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
+        if seed is not None and bad_seed:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed)

@@ -87,8 +87,12 @@ class Primitive:
             elif isinstance(a, (float, int)) or self.vjps[i] is None:  # noqa: UP038 - tuple is faster
                 raw.append(a)
             else:
-                # Lists and integer arrays become float64 once, so the rules see the same arrays later.
+                # Lists, boolean and integer arrays become floats once, so the rules see the same arrays
+                # later: of the Values' precision when that is lower than float64, so that a float32 x
+                # times a boolean mask stays float32 (as in numpy and PyTorch).
                 c = to_array(a, self.name)
+                if c is not a and c.dtype != (values_dtype := _values_dtype(args)):
+                    c = c.astype(values_dtype)
                 raw.append(c)
                 if c is not a:
                     converted = converted or list(args)
@@ -121,6 +125,11 @@ class Primitive:
 # --------------------------------------------------------------------------------------------------
 # Value's operator methods: the hot path of scalar code (micrograd-style loops over single numbers)
 # --------------------------------------------------------------------------------------------------
+
+def _values_dtype(args: tuple) -> np.dtype:
+    """The float dtype the Values among ``args`` hold together (float64 when they disagree upward)."""
+    return np.result_type(*(a.data for a in args if isinstance(a, Value)))
+
 
 def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, Any], Any]:
     """``Value.__mul__`` (or ``__rmul__``) for ``op``.

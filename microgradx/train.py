@@ -534,6 +534,8 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Pat
         if lost:
             ax.plot(lost, [0.97] * len(lost), "^", color="C3", transform=ax.get_xaxis_transform(),
                     label="diverged (loss not finite)")
+    if len(result.lrs) == 1:      # one rate: give it room (matplotlib warns about an empty range)
+        ax.set_xlim(result.lrs[0] / 3, result.lrs[0] * 3)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("mnist_loss")

@@ -197,7 +197,7 @@ def render_graph(root_or_graph: Any, path: str | os.PathLike, format: str | None
     """
     gv = _graphviz()
     path = Path(path)
-    fmt = format or path.suffix.lstrip(".").lower() or "svg"
+    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
     if fmt == "gv":
         fmt = "dot"
     if fmt not in FORMATS:

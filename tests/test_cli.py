@@ -428,6 +428,21 @@ def test_lr_find_prints_a_suggestion_and_writes_the_plot(tmp_path, capsys):
     assert (tmp_path / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.filterwarnings("error::UserWarning")      # matplotlib's "identical low and high xlims"
+def test_lr_find_at_a_single_rate_plots_without_warnings(tmp_path, capsys):
+    code, _, err = run(capsys, "lr-find", "--steps", "2", "--num", "1", "--quiet", "--out", tmp_path)
+    assert code == 0 and err == "", err
+    assert (tmp_path / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graph_without_dot_leaves_nothing_and_names_the_option_that_needs_none(tmp_path, capsys, trained,
+                                                                               monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code, _, err = run(capsys, "graph", "--weights", trained["linear"], "--out", tmp_path / "drawings")
+    assert code == 2 and err.count("\n") == 1 and "graph --format dot" in err, err
+    assert not (tmp_path / "drawings").exists()
+
+
 def test_graph_draws_the_trained_model_and_a_neuron(tmp_path, capsys, trained):
     code, out, err = run(capsys, "graph", "--weights", trained["mlp"], "--format", "dot", "--out", tmp_path)
     assert code == 0, err

@@ -23,7 +23,7 @@ from microgradx.data import (
     to_features,
     to_targets,
 )
-from microgradx.errors import DataError, DTypeError
+from microgradx.errors import DataError, DTypeError, ShapeError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "microgradx" / "datasets" / "mnist_3_7_sample.npz"
@@ -262,6 +262,12 @@ def test_load_mnist_3_7_refuses_an_empty_split(tmp_path, split):
         load_mnist_3_7(root)
 
 
+def test_load_mnist_3_7_expands_a_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_idx_folder(tmp_path / "idx")
+    assert len(load_mnist_3_7("~/idx").train_labels) == len(LABELS)
+
+
 def test_load_mnist_3_7_reports_a_missing_idx_file(tmp_path):
     root = write_idx_folder(tmp_path / "idx")
     (root / "valid-labels-idx1-ubyte.gz").unlink()
@@ -457,6 +463,12 @@ def test_to_features_refuses_scaled_input():
         to_features(IMAGES / 255)
 
 
+def test_to_features_refuses_a_single_image():
+    # (28, 28) would otherwise pass for 28 images of 28 pixels each.
+    with pytest.raises(ShapeError, match=r"\(N, height, width\), got \(28, 28\)"):
+        to_features(IMAGES[0])
+
+
 def test_to_targets_marks_threes_with_one():
     targets = to_targets(LABELS)
     assert targets.shape == (5, 1) and targets.dtype == np.float32
@@ -526,6 +538,12 @@ def test_loader_permutation_is_drawn_by_iter_not_by_the_first_batch():
 def test_loader_rejects_bad_batch_size(batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader(X, Y, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0"])
+def test_loader_rejects_bad_seed(seed):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        DataLoader(X, Y, shuffle=True, seed=seed)
 
 
 def test_loader_rejects_mismatched_lengths():

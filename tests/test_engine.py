@@ -83,6 +83,19 @@ def test_float32_training_step_stays_float32():
     assert w.data.dtype == np.float32
 
 
+@pytest.mark.parametrize("constant", [np.array([True, False, True]), np.array([1, 2, 3]), [1, 2, 3],
+                                      np.array([1, 2, 3], np.int8)], ids=["mask", "int64", "list", "int8"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_a_constant_of_integers_or_booleans_keeps_the_values_precision(constant, dtype):
+    # x * mask is common (dropout, hand-made relu): a float32 model must not turn float64 through it.
+    x = mg.Value(np.array([1.0, -2.0, 3.0], dtype))
+    for out in (x * constant, constant * x, x + constant, mg.ops.where(x.data > 0, x, constant)):
+        assert out.dtype == dtype
+    (x * constant).sum().backward()
+    assert x.grad.dtype == dtype
+    np.testing.assert_array_equal(x.grad, np.asarray(constant, dtype))
+
+
 @pytest.mark.parametrize("bad", ["abc", None, {"a": 1}, [1, "x"], 1 + 2j, np.array([object()])])
 def test_non_numeric_input_is_a_dtype_error(bad):
     with pytest.raises(DTypeError, match="real numbers"):

@@ -618,6 +618,9 @@ def test_render_dot_source_needs_no_program(tmp_path, monkeypatch):
     text = out.read_text()
     assert text == draw_graph(y, rankdir="TB").source
     assert "rankdir=TB" in text
+    # The format is read without regard to case, given or taken from the suffix.
+    assert render_graph(y, tmp_path / "upper.DOT").read_text() == draw_graph(y).source
+    assert render_graph(y, tmp_path / "given", format="DOT").read_text() == draw_graph(y).source
 
 
 def test_missing_dot_raises_our_error_naming_the_program_and_the_install(tmp_path, monkeypatch):
