@@ -296,6 +296,12 @@ class Value:
         """The data as a numpy array (a 0-d array for a scalar). Not a copy: do not write into it."""
         return np.asarray(self.data)
 
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        # np.asarray(v), np.array(v), matplotlib: the data, as an array. Without this numpy would iterate
+        # the Value, one indexing node per element, into an array of objects. numpy functions called on
+        # a Value this way compute on its data and record nothing; the library's own ops record.
+        return np.array(self.data, dtype=dtype, copy=copy)
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d Value")

@@ -64,6 +64,17 @@ def test_value_exposes_array_attributes():
     np.testing.assert_array_equal(v.grad, np.zeros((2, 3)))
 
 
+def test_numpy_sees_a_value_as_its_data():
+    # Not as a sequence of one-element Values, gathered into an array of objects.
+    v = mg.Value(np.array([1.0, 2.0, 3.0], np.float32))
+    assert np.asarray(v) is v.data                        # no copy unless asked
+    copied = np.array(v)
+    assert copied.dtype == np.float32 and copied is not v.data
+    np.testing.assert_array_equal(copied, v.data)
+    assert np.asarray(mg.Value(2.0)).shape == () and np.asarray(v, dtype=np.float64).dtype == np.float64
+    assert isinstance(np.ones(3) * v, mg.Value)           # numpy operators still hand over to the Value
+
+
 @pytest.mark.parametrize("data, dtype", [
     (3, np.float64), (3.0, np.float64), ([1, 2], np.float64), (np.arange(3), np.float64),
     (np.array([True, False]), np.float64), (np.float32(1.5), np.float32),
