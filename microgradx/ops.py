@@ -118,7 +118,10 @@ class Primitive:
         if len(extra) > len(self.param_names):
             raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
                             f"positional arguments but {len(args)} were given")
-        params.update(zip(self.param_names, extra, strict=False))
+        positional = dict(zip(self.param_names, extra, strict=False))
+        if twice := sorted(positional.keys() & params.keys()):
+            raise TypeError(f"{self.name}() got multiple values for {', '.join(twice)}")
+        params.update(positional)
         return args[:self.n_inputs], params
 
 

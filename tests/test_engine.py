@@ -481,6 +481,16 @@ def test_grad_argnums_out_of_range(argnums):
 # --------------------------------------------------------------------------------------------------
 
 
+def test_op_parameters_are_taken_by_position_as_numpy_takes_them_but_only_once():
+    v = mg.Value(np.arange(6.0))
+    assert mg.reshape(v, (2, 3)).shape == (2, 3)
+    assert mg.ops.sum(mg.reshape(v, (2, 3)), 0).shape == (3,)
+    with pytest.raises(TypeError, match="multiple values for shape"):
+        mg.reshape(v, (2, 3), shape=(3, 2))
+    with pytest.raises(TypeError, match="takes 2 positional arguments but 3"):
+        mg.reshape(v, (2, 3), (3, 2))
+
+
 @pytest.mark.parametrize("make, error, message", [
     (lambda: mg.Value(1.0, dtype="foo"), DTypeError, "dtype='foo' is not a dtype"),
     (lambda: mg.Value([1.0, 2.0]).item(), ShapeError, r"item\(\) of a Value of shape \(2,\)"),
