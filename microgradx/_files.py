@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,33 +20,32 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is left
     as it was. The data is flushed to disk before the rename, so even a crash of the machine cannot leave
-    a renamed file with missing contents.
+    a renamed file with missing contents. The new file keeps the mode of the one it replaces, and a
+    symlink stays a symlink: the file it names is replaced.
     """
-    # Through a symlink to the file it names, so that the link stays a link.
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(os.path.realpath(path))
-    if not path.parent.is_dir():    # mkstemp's own error would name the temporary file instead
+    if not path.parent.is_dir():    # open's own error would name the temporary file instead
         raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(path.parent))
-    # mkstemp makes the file private (0600): give it the mode of the file it replaces, or else the mode
-    # any new file gets under the umask.
     try:
-        file_mode = stat.S_IMODE(os.stat(path).st_mode)
+        replaced_mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
-        file_mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        replaced_mode = None        # a new file: the mode open() gives it under the umask
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # NOTE: the temporary file is opened inside the try, and removed by name: a Ctrl-C that lands just
+    # after it was created, before any file object holds it, still removes it. Exclusive creation ("x")
+    # never opens a file that is not ours.
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode.replace("w", "x")) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, file_mode)
+        if replaced_mode is not None:
+            os.chmod(tmp, replaced_mode)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if not isinstance(e, FileExistsError):    # the one error that says the name was someone else's
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)   # the only portable way to read the umask is to set it and put it back
-    os.umask(mask)
-    return mask

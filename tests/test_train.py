@@ -275,7 +275,7 @@ def test_atomic_write_keeps_the_old_file_on_failure_and_ctrl_c(tmp_path):
     with ckpt.atomic_write(target) as f:
         f.write(b"new")
     assert target.read_bytes() == b"new"
-    # mkstemp makes private files; the result has the mode any new file gets under the umask.
+    # A new file gets the mode any new file gets under the umask.
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
