@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import heapq
+import inspect
 import itertools
 import operator
 import os
@@ -50,19 +51,45 @@ class _Mode:
 
 
 class _GradMode:
-    """Set grad mode for a ``with`` block (or, used as a decorator, for every call of a function)."""
+    """Set grad mode for a ``with`` block, or, as a decorator (``@no_grad()`` or ``@no_grad``), for every
+    call of a function: for a generator function, for every step of the generator it returns."""
 
     enabled: bool
 
+    def __new__(cls, func: Any = None) -> Any:
+        mode = super().__new__(cls)
+        mode._previous = []         # a stack: the same object may be entered again inside its own block
+        return mode if func is None else mode(func)     # @no_grad without parentheses
+
     def __enter__(self) -> None:
-        self._previous = _Mode.grad_enabled
+        self._previous.append(_Mode.grad_enabled)
         _Mode.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        _Mode.grad_enabled = self._previous
+        _Mode.grad_enabled = self._previous.pop()
 
     def __call__(self, func: Any) -> Any:
         mode = type(self)
+        if inspect.isgeneratorfunction(func):
+            @functools.wraps(func)
+            def steps(*args: Any, **kwargs: Any) -> Any:
+                # Each step of the generator runs in the mode; between steps the caller's mode holds.
+                gen = func(*args, **kwargs)
+                resume, value = gen.send, None
+                while True:
+                    try:
+                        with mode():
+                            item = resume(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    try:
+                        resume, value = gen.send, (yield item)
+                    except GeneratorExit:
+                        gen.close()
+                        raise
+                    except BaseException as e:      # thrown in by the caller: pass it on, in the mode
+                        resume, value = gen.throw, e
+            return steps
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

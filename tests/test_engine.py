@@ -307,6 +307,41 @@ def test_each_node_gradient_is_computed_once(monkeypatch):
     assert x.grad == pytest.approx(51 * np.exp(0.5))
 
 
+def test_no_grad_as_a_bare_decorator_and_entered_twice():
+    @mg.no_grad
+    def double(x):
+        return x * 2
+
+    assert not double(mg.Value(1.0)).requires_grad
+    mode = mg.no_grad()
+    with mode:
+        with mode:                       # the same object, again inside its own block
+            pass
+        assert not mg.is_grad_enabled()
+    assert mg.is_grad_enabled()
+
+
+def test_no_grad_on_a_generator_function_covers_each_step_and_only_those():
+    @mg.no_grad()
+    def steps(x):
+        try:
+            sent = yield x * 2, mg.is_grad_enabled()
+            yield sent, mg.is_grad_enabled()
+        except ValueError:
+            yield "thrown", mg.is_grad_enabled()
+        return "done"
+
+    gen = steps(mg.Value(1.0))
+    first, recording = next(gen)
+    assert not first.requires_grad and not recording
+    assert mg.is_grad_enabled()          # between steps, the caller's mode
+    assert gen.send("hello") == ("hello", False)
+    assert gen.throw(ValueError) == ("thrown", False)
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == "done" and mg.is_grad_enabled()
+
+
 def test_a_value_that_only_feeds_a_mask_gets_no_gradient():
     x = mg.Value(np.array([0.5, -1.0, 2.0]))
     cond = x - 0.5                      # a Value as where's condition: its rule is None, nothing flows
