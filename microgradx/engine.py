@@ -533,7 +533,10 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 if positional:
                     gi = vjps[i](g, ans, xd) if y is _NO_INPUT else vjps[i](g, ans, xd, yd)
                 else:
-                    gi = vjps[i](g, ans, *inputs, **params)
+                    try:
+                        gi = vjps[i](g, ans, *inputs, **params)
+                    except AnomalyError as e:    # under create_graph the rule's own ops check themselves
+                        raise AnomalyError(f"backward of {_describe(node)}, input #{i}: {e}") from None
                 if gi.shape != arg.data.shape:
                     gi = _ops.unbroadcast(gi, arg.data.shape)
                 if anomaly:
