@@ -371,7 +371,45 @@ def read_png(path: PathLike) -> np.ndarray:
             image.load()
         except errors as exc:
             raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
+        _check_png_pixel_count(path)
         return np.asarray(image)
+
+
+# Adam7 interlacing: each pass's first column and row, and its steps across and down (PNG spec, 8.2).
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _check_png_pixel_count(path: Path) -> None:
+    """Raise DataError unless the PNG's compressed pixel data holds every row its header promises.
+
+    Pillow zero-fills the rows of a complete but too short data stream without a word, which would
+    turn a damaged image into a plausible one. Called after Pillow has read the file: the chunks are
+    known to be well formed, and the image small (28x28 grayscale, 1 to 8 bits per pixel).
+    """
+    raw = path.read_bytes()
+    pos, header, compressed = 8, b"", []
+    while pos + 8 <= len(raw):
+        length, kind = struct.unpack(">I4s", raw[pos:pos + 8])
+        data = raw[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = data
+        elif kind == b"IDAT":
+            compressed.append(data)
+        pos += 12 + length
+    try:
+        width, height, bits, _, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+        passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+        expected = 0
+        for x0, y0, dx, dy in passes:
+            columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
+            if columns > 0 and rows > 0:
+                expected += rows * (1 + -(-columns * bits // 8))    # each row: a filter byte, then pixels
+        got = len(zlib.decompressobj().decompress(b"".join(compressed), expected + 1))
+    except (struct.error, zlib.error) as exc:      # Pillow read it, so this should not happen
+        raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
+    if got != expected:
+        raise DataError(f"{path}: its pixel data holds {got} bytes where {width}x{height} pixels at {bits} "
+                        f"bits need {expected}: a damaged image")
 
 
 # ---------------------------------------------------------------------------------------------------------

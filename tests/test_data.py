@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import time
 import tracemalloc
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from microgradx.data import (
     load_mnist_3_7,
     load_png_folder,
     read_idx,
+    read_png,
     to_features,
     to_targets,
 )
@@ -342,7 +345,40 @@ def bad_png(kind: str, path: Path) -> Path:
         write_png(path, RNG.integers(0, 256, (28, 28), dtype=np.uint8))
         path.write_bytes(path.read_bytes()[:100])
         return path
+    if kind == "rows missing":     # a well-formed file whose pixel data stops after 20 of 28 rows
+        path.write_bytes(crafted_png(rows=20))
+        return path
+    if kind == "interlaced, rows missing":
+        path.write_bytes(crafted_png(interlace=1, cut=29))
+        return path
     raise AssertionError(kind)
+
+
+def crafted_png(bits: int = 8, interlace: int = 0, rows: int = 28, cut: int = 0) -> bytes:
+    """A 28x28 grayscale PNG of black pixels, chunk by chunk, with ``rows`` rows (less ``cut`` bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def pass_bytes(columns: int, rows: int) -> int:     # each row: a filter byte, then the pixels
+        return rows * (1 + math.ceil(columns * bits / 8))
+
+    if interlace:     # Adam7's seven passes (PNG spec 8.2): first column and row, steps across and down
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                  (0, 1, 1, 2)]
+        size = sum(pass_bytes(math.ceil((28 - x) / dx), math.ceil((28 - y) / dy)) for x, y, dx, dy in passes)
+    else:
+        size = pass_bytes(28, rows)
+    header = struct.pack(">IIBBBBB", 28, 28, bits, 0, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(size - cut)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+@pytest.mark.parametrize("interlace", [0, 1])
+def test_read_png_takes_every_grayscale_depth_and_interlacing(tmp_path, bits, interlace):
+    path = tmp_path / "x.png"
+    path.write_bytes(crafted_png(bits, interlace))
+    np.testing.assert_array_equal(read_png(path), np.zeros((28, 28), np.uint8))
 
 
 BAD_PNGS = {
@@ -355,6 +391,8 @@ BAD_PNGS = {
     "not a png": "not a readable PNG",
     "jpeg named png": "not a readable PNG",
     "truncated png": "corrupt PNG",
+    "rows missing": "pixel data holds 580 bytes where 28x28 pixels at 8 bits need 812",
+    "interlaced, rows missing": "need 837",
 }
 
 
