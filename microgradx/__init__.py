@@ -21,6 +21,7 @@ from .engine import (
 )
 from .errors import (
     AnomalyError,
+    ArgumentError,
     AxisError,
     CheckpointError,
     DataError,
@@ -68,7 +69,7 @@ __all__ = [
     "Value", "as_value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "grad",
     "value_and_grad",
     "MicrogradxError", "ShapeError", "DTypeError", "AxisError", "GradientError", "AnomalyError",
-    "DataError", "CheckpointError", "TrainingDivergedError",
+    "DataError", "CheckpointError", "TrainingDivergedError", "ArgumentError",
     "add", "subtract", "multiply", "divide", "negative", "power", "matmul", "exp", "log", "sqrt", "abs",
     "tanh", "sigmoid", "relu", "clip", "maximum", "where", "sum", "max", "min", "reshape", "transpose",
     "broadcast_to", "concatenate", "stack",

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import ArgumentError
+
 __all__ = ["atomic_write"]
 
 
@@ -24,7 +26,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     symlink stays a symlink: the file it names is replaced.
     """
     if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
+        raise ArgumentError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(os.path.realpath(path))
     if not path.parent.is_dir():    # open's own error would name the temporary file instead
         raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(path.parent))

@@ -26,7 +26,7 @@ from typing import IO
 
 import numpy as np
 
-from .errors import DataError, DTypeError, ShapeError
+from .errors import ArgumentError, DataError, DTypeError, ShapeError
 
 __all__ = [
     "DataLoader",
@@ -464,13 +464,13 @@ class DataLoader:
         seed: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.x, self.y = np.asarray(x), np.asarray(y)
         if len(self.x) != len(self.y):
             raise DataError(f"x has {len(self.x)} rows but y has {len(self.y)}")
         bad_seed = isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
         if seed is not None and bad_seed:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+            raise ArgumentError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed)

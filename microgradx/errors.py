@@ -24,6 +24,14 @@ class AxisError(MicrogradxError, ValueError, IndexError):
     """An ``axis`` argument outside the array's dimensions, or an index out of range."""
 
 
+class ArgumentError(MicrogradxError, ValueError, TypeError):
+    """An argument a function does not accept: a learning rate that is not positive, a batch size of 0,
+    an unknown model or format name, a single Value where a list of them is expected.
+
+    Both a ``ValueError`` and a ``TypeError``, so handlers written for either kind keep working.
+    """
+
+
 class GradientError(MicrogradxError, RuntimeError):
     """``backward()`` or ``grad()`` asked for something that has no answer (a non-scalar without a seed)."""
 

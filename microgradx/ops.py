@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .engine import _NO_PARAMS, Value, _Mode, _user_site, check_forward, data_of, to_array
-from .errors import AxisError, DTypeError, ShapeError
+from .errors import ArgumentError, AxisError, DTypeError, ShapeError
 
 Rule = Callable[..., Any]
 PRIMITIVES: dict[str, Primitive] = {}
@@ -116,11 +116,11 @@ class Primitive:
         """numpy-style positional parameters, as in ``reshape(x, (2, 3))``: pass them by name."""
         extra = args[self.n_inputs:]
         if len(extra) > len(self.param_names):
-            raise TypeError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
+            raise ArgumentError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
                             f"positional arguments but {len(args)} were given")
         positional = dict(zip(self.param_names, extra, strict=False))
         if twice := sorted(positional.keys() & params.keys()):
-            raise TypeError(f"{self.name}() got multiple values for {', '.join(twice)}")
+            raise ArgumentError(f"{self.name}() got multiple values for {', '.join(twice)}")
         params.update(positional)
         return args[:self.n_inputs], params
 
@@ -326,7 +326,7 @@ def _matmul_vjp_right(g, ans, a, b):
 def matmul(a, b):
     """a @ b;  d/da = g @ b.T,  d/db = a.T @ g  (1-d operands as vectors, batch axes broadcast)"""
     if np.ndim(a) == 0 or np.ndim(b) == 0:
-        raise ValueError("matmul needs operands with at least one dimension, not scalars")
+        raise ShapeError("matmul needs operands with at least one dimension, not scalars")
     return np.matmul(a, b)
 
 
@@ -397,7 +397,7 @@ def _clip_vjp(g, ans, x, lo=None, hi=None):
 def clip(x, lo=None, hi=None):
     """x clipped to [lo, hi];  d/dx = g inside [lo, hi] (bounds included), 0 outside."""
     if lo is None and hi is None:
-        raise ValueError("clip needs lo, hi or both")
+        raise ArgumentError("clip needs lo, hi or both")
     return np.clip(x, lo, hi)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Value, data_of
+from .errors import ArgumentError
 
 __all__ = ["Optimizer", "SGD", "Adam"]
 
@@ -93,30 +94,31 @@ class Optimizer:
         """
         name = type(self).__name__
         if state.get("name") != name:
-            raise ValueError(f"optimizer state is for {state.get('name')!r}, not {name}")
+            raise ArgumentError(f"optimizer state is for {state.get('name')!r}, not {name}")
         hyper = dict(state.get("hyper", {}))
         if set(hyper) != set(self.hyper):
-            raise ValueError(f"{name} state has hyperparameters {sorted(hyper)}, "
+            raise ArgumentError(f"{name} state has hyperparameters {sorted(hyper)}, "
                              f"expected {sorted(self.hyper)}")
         slots = state.get("slots", {})
         if set(slots) != set(self.slots):
-            raise ValueError(f"{name} state has buffers {sorted(slots)}, expected {sorted(self.slots)} "
+            raise ArgumentError(f"{name} state has buffers {sorted(slots)}, expected {sorted(self.slots)} "
                              "(was it saved with other settings, such as momentum?)")
         for slot, arrays in slots.items():
             if len(arrays) != len(self.params):
-                raise ValueError(f"{name} state has {len(arrays)} {slot} buffers for {len(self.params)} "
+                raise ArgumentError(f"{name} state has {len(arrays)} {slot} buffers for {len(self.params)} "
                                  "parameters")
             for j, (a, p) in enumerate(zip(arrays, self.params, strict=True)):
                 if np.shape(a) != p.shape:
-                    raise ValueError(f"{name} {slot} buffer {j} has shape {np.shape(a)}, expected {p.shape}")
+                    raise ArgumentError(f"{name} {slot} buffer {j} has shape {np.shape(a)}, "
+                                        f"expected {p.shape}")
         steps = state.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"{name} state has step count {steps!r}, expected a non-negative integer")
+            raise ArgumentError(f"{name} state has step count {steps!r}, expected a non-negative integer")
         # Re-run the constructor's checks on the saved hyperparameters before taking any of them.
         type(self)._validate(**hyper)
         expected = self._slot_names(**hyper)
         if set(slots) != set(expected):
-            raise ValueError(f"{name} state has buffers {sorted(slots)} but its settings {hyper} need "
+            raise ArgumentError(f"{name} state has buffers {sorted(slots)} but its settings {hyper} need "
                              f"{sorted(expected)}")
         self.hyper = {k: float(v) for k, v in hyper.items()}
         self.steps = steps
@@ -196,7 +198,7 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         if not isinstance(betas, tuple | list) or len(betas) != 2:
-            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+            raise ArgumentError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
         hyper = dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
         self._validate(**hyper)
         super().__init__(params, **{k: float(v) for k, v in hyper.items()})
@@ -237,22 +239,22 @@ class Adam(Optimizer):
 
 def _unique_params(params: Iterable[Value], who: str) -> list[Value]:
     if isinstance(params, Value):
-        raise TypeError(f"{who}: params must be an iterable of Values (e.g. model.parameters()), "
+        raise ArgumentError(f"{who}: params must be an iterable of Values (e.g. model.parameters()), "
                         "got a single Value; wrap it in a list")
     out: list[Value] = []
     seen: set[int] = set()
     for p in params:
         if not isinstance(p, Value):
-            raise TypeError(f"{who}: every parameter must be a Value, got {type(p).__name__}")
+            raise ArgumentError(f"{who}: every parameter must be a Value, got {type(p).__name__}")
         if not p.is_leaf:
-            raise ValueError(f"{who}: parameter {p!r} was made by an op; optimise leaves only")
+            raise ArgumentError(f"{who}: parameter {p!r} was made by an op; optimise leaves only")
         if np.asarray(p.data).dtype.kind != "f":
-            raise TypeError(f"{who}: parameter {p!r} holds {p.dtype} data; expected floats")
+            raise ArgumentError(f"{who}: parameter {p!r} holds {p.dtype} data; expected floats")
         if id(p) not in seen:      # by identity: == on Values compares elementwise
             seen.add(id(p))
             out.append(p)
     if not out:
-        raise ValueError(f"{who}: got an empty parameter list")
+        raise ArgumentError(f"{who}: got an empty parameter list")
     return out
 
 
@@ -262,16 +264,16 @@ def _is_number(x: Any) -> bool:
 
 def _check_positive(name: str, x: Any) -> None:
     if not _is_number(x) or not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {x!r}")
+        raise ArgumentError(f"{name} must be a positive finite number, got {x!r}")
 
 
 def _check_non_negative(name: str, x: Any) -> None:
     if not _is_number(x) or not math.isfinite(x) or x < 0:
-        raise ValueError(f"{name} must be a non-negative finite number, got {x!r}")
+        raise ArgumentError(f"{name} must be a non-negative finite number, got {x!r}")
 
 
 def _check_range(name: str, x: Any, lo: float, hi: float, inclusive_high: bool) -> None:
     ok = _is_number(x) and lo <= x and (x <= hi if inclusive_high else x < hi)
     if not ok:
         bracket = "]" if inclusive_high else ")"
-        raise ValueError(f"{name} must be in [{lo}, {hi}{bracket}, got {x!r}")
+        raise ArgumentError(f"{name} must be in [{lo}, {hi}{bracket}, got {x!r}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Value, backprop, data_of, enable_grad
-from .errors import MicrogradxError
+from .errors import ArgumentError, MicrogradxError
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "numerical_gradient", "shapes",
            "broadcastable_shapes", "arrays", "positive_arrays"]
@@ -199,5 +199,5 @@ def arrays(shape: Any, low: float = -3.0, high: float = 3.0, avoid: Sequence[flo
 def positive_arrays(shape: Any, low: float = 0.5, high: float = 3.0, dtype: Any = np.float64) -> Any:
     """Strategy for arrays in [low, high] with low > 0: inputs for log, sqrt, fractional powers."""
     if low <= 0:
-        raise ValueError("positive_arrays: low must be > 0")
+        raise ArgumentError("positive_arrays: low must be > 0")
     return arrays(shape, low=low, high=high, dtype=dtype)

@@ -30,7 +30,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data import DataLoader, MnistData, read_png, to_features, to_targets
 from .engine import data_of, no_grad
-from .errors import CheckpointError, DataError, TrainingDivergedError
+from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedError
 from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
 from .ops import sigmoid
@@ -113,7 +113,7 @@ def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, Mod
 
 def _spec(name: str) -> ModelSpec:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        raise ArgumentError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name]
 
 
@@ -213,13 +213,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+                raise ArgumentError(f"{name} must be a positive integer, got {n!r}")
         if isinstance(self.lr, bool) or not (isinstance(self.lr, int | float | np.integer | np.floating)
                                              and np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+            raise ArgumentError(f"lr must be a positive number, got {self.lr!r}")
         object.__setattr__(self, "lr", float(self.lr))    # frozen: set once, as a plain float
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ArgumentError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     @classmethod
     def for_model(cls, model: str = "linear", *, epochs: int | None = None, lr: float | None = None,
@@ -430,10 +430,10 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
     of the best: the low end is the safe choice, the high end the fastest that still behaved.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        raise ArgumentError(f"steps must be a positive integer, got {steps!r}")
     lrs = [float(lr) for lr in (np.geomspace(1e-4, 100, 19) if lrs is None else lrs)]
     if not lrs or any(not (np.isfinite(lr) and lr > 0) for lr in lrs):
-        raise ValueError(f"learning rates must be positive numbers, got {lrs}")
+        raise ArgumentError(f"learning rates must be positive numbers, got {lrs}")
     lrs.sort()
     # Every trainer below builds the same initial weights from the same seed; this copy measures them.
     initial_loss, _ = evaluate(build_model(model, seed), dataset.x_valid, dataset.y_valid)

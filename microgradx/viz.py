@@ -34,7 +34,7 @@ import numpy as np
 
 from ._files import atomic_write
 from .engine import Value, data_of
-from .errors import MicrogradxError
+from .errors import ArgumentError, MicrogradxError
 
 if TYPE_CHECKING:
     import graphviz
@@ -111,12 +111,13 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
     """
     gv = _graphviz()
     if not isinstance(root, Value):
-        raise TypeError(f"draw_graph: expected a Value, got {type(root).__name__} (an op with no Value "
+        raise ArgumentError(f"draw_graph: expected a Value, got {type(root).__name__} (an op with no Value "
                         "among its inputs returns a plain array, which has no graph to draw)")
     if rankdir not in ("LR", "TB", "RL", "BT"):
-        raise ValueError(f"draw_graph: rankdir must be 'LR', 'TB', 'RL' or 'BT', got {rankdir!r}")
+        raise ArgumentError(f"draw_graph: rankdir must be 'LR', 'TB', 'RL' or 'BT', got {rankdir!r}")
     if max_nodes is not None and max_nodes < 1:
-        raise ValueError(f"draw_graph: max_nodes must be at least 1 (or None for no limit), got {max_nodes}")
+        raise ArgumentError(f"draw_graph: max_nodes must be at least 1 (or None for no limit), "
+                            f"got {max_nodes}")
 
     order, n_hidden, n_hidden_ops = _walk(root, max_nodes)
     number = {v: i for i, v in enumerate(order)}
@@ -201,10 +202,10 @@ def render_graph(root_or_graph: Any, path: str | os.PathLike, format: str | None
     if fmt == "gv":
         fmt = "dot"
     if fmt not in FORMATS:
-        raise ValueError(f"render_graph: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ArgumentError(f"render_graph: format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if isinstance(root_or_graph, gv.Digraph | gv.Graph | gv.Source):
         if kwargs:
-            raise TypeError(f"render_graph: options {sorted(kwargs)} apply only when given a Value")
+            raise ArgumentError(f"render_graph: options {sorted(kwargs)} apply only when given a Value")
         graph = root_or_graph
     else:
         graph = draw_graph(root_or_graph, **kwargs)
@@ -281,7 +282,8 @@ def _clusters(modules: Any) -> tuple[list[str], dict[Value, int], dict[Value, st
         elif hasattr(module, "parameters"):
             pairs = ((p.label or f"param{i}", p) for i, p in enumerate(module.parameters()))
         else:
-            raise TypeError(f"draw_graph: modules={title!r} has neither named_parameters() nor parameters()")
+            raise ArgumentError(f"draw_graph: modules={title!r} has neither named_parameters() nor "
+                                "parameters()")
         for name, p in pairs:
             if p not in cluster:            # a parameter shared by two modules goes to the first
                 cluster[p] = len(titles)

@@ -12,9 +12,11 @@ import pytest
 
 import microgradx as mg
 from microgradx import engine, ops
+from microgradx.data import DataLoader
 from microgradx.engine import data_of
 from microgradx.errors import AnomalyError, AxisError, DTypeError, GradientError, ShapeError
 from microgradx.testing import numerical_gradient
+from microgradx.train import TrainConfig
 
 # --------------------------------------------------------------------------------------------------
 # The issue's own example
@@ -618,6 +620,29 @@ def test_without_anomaly_mode_nonfinite_values_pass_silently():
     with np.errstate(divide="ignore"):
         out = mg.Value([1.0, 0.0]).log()
     assert np.isneginf(out.data[1])
+
+
+@pytest.mark.parametrize("mistake", [
+    lambda: mg.optim.SGD([mg.Value(1.0)], lr=-1),
+    lambda: mg.optim.SGD(mg.Value(1.0), lr=1),
+    lambda: mg.optim.Adam([mg.Value(1.0)]).load_state_dict({"name": "SGD"}),
+    lambda: mg.nn.Linear(0, 1),
+    lambda: mg.nn.MLP(3, []),
+    lambda: DataLoader(np.ones(3), np.ones(3), batch_size=0),
+    lambda: TrainConfig(epochs=0),
+    lambda: TrainConfig(model="cnn"),
+    lambda: mg.draw_graph(np.ones(3)),
+    lambda: mg.render_graph(mg.Value(1.0) * 2, "graph.jpg"),
+    lambda: mg.reshape(mg.Value(np.ones(3)), (3,), 1, 2),
+    lambda: mg.ops.matmul(mg.Value(1.0), 2.0),
+], ids=["lr", "single-value", "state", "linear", "mlp", "batch-size", "epochs", "model", "draw", "format",
+        "positional", "matmul-scalars"])
+def test_every_mistake_raises_one_of_our_errors_and_the_builtin_one_expects(mistake):
+    # docs/guarantees.md: a mistake raises a class from microgradx.errors, each also the built-in
+    # exception (ValueError, TypeError) that code written for plain Python catches.
+    with pytest.raises(mg.MicrogradxError) as info:
+        mistake()
+    assert isinstance(info.value, ValueError | TypeError)
 
 
 def test_every_error_class_is_in_errors_and_exported_at_the_top():
