@@ -12,7 +12,8 @@ How a workload is measured (:func:`measure`):
 * The median is over rounds; the ratio to the reference is the median of the per-round ratios, each
   taken between samples of the same round.
 
-Peak memory is measured after the timing, one call per implementation, two ways:
+Peak memory is measured after the timing, in two more calls per implementation, one for each measure
+(PyTorch gets only the second):
 
 * ``tracemalloc``: the peak of Python and numpy allocations made during the call (numpy reports its
   array buffers to tracemalloc). It does not see PyTorch's allocator, so it is left blank for torch.

@@ -4,11 +4,11 @@ Each subcommand is one :class:`Command`: a function that adds its options to a p
 runs it. Adding a subcommand is writing those two functions and one ``Command(...)`` line in ``COMMANDS``.
 
 Exit codes: 0 success; 2 bad input (a usage error, an ``--out`` that cannot be written, or data, images
-or weights that cannot be used: one line on stderr, ``microgradx: error: <file>: <problem>``, and no
-output files left behind); 1 the system failed a file operation mid-run (a full disk): one line, the
-files written so far complete; 130 interrupted (Ctrl-C), after saying where the last complete checkpoint
-is; 141 the reader of the output went away (``microgradx train | head``), quietly. Anything else is a bug
-and raises with its traceback.
+or weights that cannot be used: one line on stderr, ``microgradx: error: <file>: <problem>``, and no new
+output files left behind; a run that diverges keeps its last good checkpoint); 1 the system failed a file
+operation mid-run (a full disk): one line, the files written so far complete; 130 interrupted (Ctrl-C),
+after saying where the last complete checkpoint is; 141 the reader of the output went away
+(``microgradx train | head``), quietly. Anything else is a bug and raises with its traceback.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import losses as functional
 from .engine import Value
-from .errors import CheckpointError
+from .errors import ArgumentError, CheckpointError
 
 __all__ = ["Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "MLP", "functional"]
 
@@ -189,8 +189,8 @@ class Linear(Module):
     Initialisation:
 
     - ``init_std=None`` (default): weight and bias uniform in ``[-1/sqrt(n_in), 1/sqrt(n_in)]``, the
-      scale PyTorch's ``nn.Linear`` ends up with. It keeps the output's variance near the input's, so
-      deeper stacks neither blow up nor vanish at the start.
+      scale PyTorch's ``nn.Linear`` ends up with: each output's variance is about a third of the
+      inputs' (the variance of uniform(-a, a) is a**2 / 3), the same for any width.
     - ``init_std=s``: weight and bias normal with mean 0 and standard deviation ``s``: fastbook's
       ``init_params(size, std=1.0)`` for its linear 3-vs-7 model is ``init_std=1.0``.
 
@@ -201,9 +201,9 @@ class Linear(Module):
                  init_std: float | None = None, dtype: Any = np.float32) -> None:
         for name, n in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {n!r}")
+                raise ArgumentError(f"Linear: {name} must be a positive integer, got {n!r}")
         if init_std is not None and not (np.isfinite(init_std) and init_std > 0):
-            raise ValueError(f"Linear: init_std must be a positive number, got {init_std!r}")
+            raise ArgumentError(f"Linear: init_std must be a positive number, got {init_std!r}")
         self.n_in, self.n_out = int(n_in), int(n_out)
         gen = np.random.default_rng(rng)
         dtype = np.dtype(dtype)
@@ -283,7 +283,7 @@ class MLP(Sequential):
                  dtype: Any = np.float32) -> None:
         sizes = list(sizes)
         if not sizes:
-            raise ValueError("MLP: sizes must name at least one layer (the output size)")
+            raise ArgumentError("MLP: sizes must name at least one layer (the output size)")
         gen = np.random.default_rng(rng)
         layers: list[Module] = []
         for i, (a, b) in enumerate(zip([n_in, *sizes[:-1]], sizes, strict=True)):
