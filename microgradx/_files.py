@@ -38,8 +38,10 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     # NOTE: the temporary file is opened inside the try, and removed by name: a Ctrl-C that lands just
     # after it was created, before any file object holds it, still removes it. Exclusive creation ("x")
     # never opens a file that is not ours.
+    opened = False
     try:
         with open(tmp, mode.replace("w", "x")) as f:
+            opened = True
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -47,7 +49,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             os.chmod(tmp, replaced_mode)
         os.replace(tmp, path)
     except BaseException as e:
-        if not isinstance(e, FileExistsError):    # the one error that says the name was someone else's
+        # Only open()'s FileExistsError says the name was someone else's; any other error, even one
+        # that comes before `opened` is set, leaves a file of ours.
+        if opened or not isinstance(e, FileExistsError):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise

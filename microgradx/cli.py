@@ -109,7 +109,7 @@ def _out_dir(text: str) -> Path:
     it cannot save. The folder itself is made only when there is something to write."""
     out = Path(text).expanduser()
     existing = out
-    while not existing.exists():       # the nearest part of the path that exists already
+    while not existing.exists() and not existing.is_symlink():   # the nearest part that exists already
         existing = existing.parent
     if not existing.is_dir():
         raise MicrogradxError(f"{existing}: exists and is not a folder; --out must name a folder")
@@ -117,6 +117,23 @@ def _out_dir(text: str) -> Path:
         raise MicrogradxError(f"{out}: cannot write there ({existing} is read-only or not ours); "
                               "choose another --out")
     return out
+
+
+def _new_folders(out: Path) -> list[Path]:
+    """The folders ``out.mkdir(parents=True)`` is about to make, deepest first."""
+    new = []
+    while not out.exists():
+        new.append(out)
+        out = out.parent
+    return new
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders a command made (deepest first) as long as they are still empty."""
+    for folder in folders:
+        if not folder.is_dir() or any(folder.iterdir()):
+            return
+        folder.rmdir()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,7 +201,7 @@ def _train(args: argparse.Namespace) -> int:
         print(row(h))
     sys.stdout.flush()
 
-    created = not out.exists()
+    new_folders = _new_folders(out)
     out.mkdir(parents=True, exist_ok=True)   # only now: bad input above leaves no folder behind
     _remove_stale_temp_files(out, (CHECKPOINT_NAME, CURVES_NAME, METRICS_NAME))
     saved = trainer.epoch if args.resume else None
@@ -202,8 +219,7 @@ def _train(args: argparse.Namespace) -> int:
         with bar:
             trainer.fit(out, on_epoch=on_epoch, on_batch=lambda: bar.update())
     except (KeyboardInterrupt, MicrogradxError) as e:
-        if created and not any(out.iterdir()):
-            out.rmdir()          # stopped before the first checkpoint: leave nothing behind
+        _remove_if_empty(new_folders)   # stopped before the first checkpoint: leave nothing behind
         if isinstance(e, MicrogradxError):
             raise
         where = (f"{path} (epoch {saved}); continue with --resume" if saved
@@ -375,7 +391,7 @@ def _graph(args: argparse.Namespace) -> int:
     loss = mnist_loss(model(x), y)
     loss.label = "mnist_loss"
     loss.backward()
-    created = not out.exists()
+    new_folders = _new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         model_path = render_graph(loss, out / f"graph_{spec.name}.{args.format}", modules={spec.name: model},
@@ -383,8 +399,7 @@ def _graph(args: argparse.Namespace) -> int:
         neuron_path = render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
                                    title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)")
     except GraphvizNotFoundError as e:
-        if created and not any(out.iterdir()):
-            out.rmdir()       # nothing drawn: leave nothing behind
+        _remove_if_empty(new_folders)       # nothing drawn: leave nothing behind
         raise GraphvizNotFoundError(f"{e} Here: {PROG} graph --format dot.") from None
     print(f"wrote {model_path}, {neuron_path}")
     return 0

@@ -404,10 +404,10 @@ def _check_png_pixel_count(path: Path) -> None:
             columns, rows = -(-(width - x0) // dx), -(-(height - y0) // dy)
             if columns > 0 and rows > 0:
                 expected += rows * (1 + -(-columns * bits // 8))    # each row: a filter byte, then pixels
-        got = len(zlib.decompressobj().decompress(b"".join(compressed), expected + 1))
+        got = len(zlib.decompressobj().decompress(b"".join(compressed), expected))
     except (struct.error, zlib.error) as exc:      # Pillow read it, so this should not happen
         raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
-    if got != expected:
+    if got < expected:      # (data beyond the last row, Pillow ignores; so do we)
         raise DataError(f"{path}: its pixel data holds {got} bytes where {width}x{height} pixels at {bits} "
                         f"bits need {expected}: a damaged image")
 
@@ -422,6 +422,7 @@ def to_features(images: np.ndarray, dtype: type[np.floating] = np.float32) -> np
 
     Raises:
         DTypeError: ``images`` is not uint8 (scaling floats again would silently shrink them by 255).
+        ShapeError: ``images`` is not a stack (N, height, width), e.g. a single image.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:

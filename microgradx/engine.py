@@ -85,7 +85,8 @@ class _GradMode:
                     try:
                         resume, value = gen.send, (yield item)
                     except GeneratorExit:
-                        gen.close()
+                        with mode():        # its finally blocks run in the mode too
+                            gen.close()
                         raise
                     except BaseException as e:      # thrown in by the caller: pass it on, in the mode
                         resume, value = gen.throw, e
@@ -608,26 +609,28 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
 
     ``f`` must return a single number (a Value of one element). Called on plain numbers or arrays, the
     function returns the value and the gradients as numpy arrays (each its own, in its input's dtype).
-    Called inside another ``grad``'s function, or on a Value that requires grad, it returns Values
-    recorded in the graph, so they can be differentiated again: ``grad(grad(f))`` is the second
-    derivative, and so on to any order. Nothing is written to ``.grad``.
+    Called inside another ``grad``'s function, or with any argument a Value that requires grad, it
+    returns Values recorded in the graph, so they can be differentiated again: ``grad(grad(f))`` is the
+    second derivative, and so on to any order. ``argnums`` counts from the end when negative, as
+    indexing does. Nothing is written to ``.grad``.
     """
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        for n in nums:
-            if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(args):
-                raise GradientError(f"grad: argnums={argnums!r} must be positions among the {len(args)} "
-                                    "arguments the function was called with")
+        n_args = len(args)
+        if any(isinstance(n, bool) or not isinstance(n, int) or not -n_args <= n < n_args for n in nums):
+            raise GradientError(f"grad: argnums={argnums!r}, but the function was called with {len(args)} "
+                                "positional arguments")
+        positions = [n % len(args) for n in nums]
         # The gradient must itself be recorded when someone outside may differentiate it again: an
         # enclosing grad whose function is running, or a caller who passed a Value that requires grad.
         nested = _Mode.grads_running > 0 or any(
-            isinstance(args[n], Value) and args[n].requires_grad for n in nums)
+            isinstance(a, Value) and a.requires_grad for a in (*args, *kwargs.values()))
         args_list = list(args)
         targets: dict[int, Value] = {}
         with enable_grad():
-            for n in dict.fromkeys(nums):     # each position once, even if argnums names it twice
+            for n in dict.fromkeys(positions):     # each position once, even if named twice
                 a = args[n]
                 # A new node for each position: the derivative is then with respect to this argument
                 # alone, not to every use of the same Value elsewhere (another argument, a closure),
@@ -648,7 +651,7 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
         if out.requires_grad:
             grads = backprop(out, np.ones_like(out.data), nested, tuple(targets.values()))
         results = []
-        for n in nums:
+        for n in positions:
             t = targets[n]
             g = grads.get(t)
             if g is None:

@@ -29,6 +29,7 @@ import functools
 import inspect
 import math
 import operator
+import pickle
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -63,8 +64,15 @@ class Primitive:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # Pickled by name: a recorded node refers to its op, and the op's forward function and rules
-        # (lambdas among them) cannot be pickled themselves. Unpickling finds the same op in the table.
+        # (lambdas among them) cannot be pickled themselves. Unpickling finds the same op in the table,
+        # so only an op that the table holds under its name can be pickled.
+        if PRIMITIVES.get(self.name) is not self:
+            raise pickle.PicklingError(f"op {self.name!r} is not the one registered under that name, so a "
+                                       "pickle could not find it again")
         return _primitive_named, (self.name,)
+
+    def __deepcopy__(self, memo: dict) -> Primitive:
+        return self     # an op is a function: copies of a graph share it
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         if len(args) > self.n_inputs:
@@ -89,7 +97,8 @@ class Primitive:
             else:
                 # Lists, boolean and integer arrays become floats once, so the rules see the same arrays
                 # later: of the Values' precision when that is lower than float64, so that a float32 x
-                # times a boolean mask stays float32 (as in numpy and PyTorch).
+                # times a boolean mask or an integer array stays float32 (as PyTorch does; numpy keeps
+                # float32 for booleans and small integers only).
                 c = to_array(a, self.name)
                 if c is not a and c.dtype != (values_dtype := _values_dtype(args)):
                     c = c.astype(values_dtype)

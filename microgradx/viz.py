@@ -461,8 +461,12 @@ def _text(text: Any) -> str:
     surrogates) are shown as Python escapes instead, or dot would refuse the whole graph.
     """
     text = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    text = "".join(c if c >= " " or c in "\n\t" else f"\\x{ord(c):02x}" for c in text)
+    text = "".join(c if (c >= " " and c not in "\ufffe\uffff") or c in "\n\t" else _escaped(c) for c in text)
     return html.escape(text).replace("\n", "<BR/>")
+
+
+def _escaped(c: str) -> str:
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 def _grad_array(v: Value) -> np.ndarray:

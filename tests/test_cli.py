@@ -306,6 +306,12 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, caps
     assert out == "" and not (locked / "run").exists()      # refused before loading data or training
 
 
+def test_an_out_that_is_a_dangling_symlink_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    code, out, err = run(capsys, "train", "--out", tmp_path / "link")
+    assert code == 2 and "is not a folder" in err and out == "", err
+
+
 def test_a_failed_write_mid_run_is_one_line_and_exit_code_1(tmp_path, capsys, monkeypatch):
     import microgradx.train as train_module
 
@@ -438,9 +444,9 @@ def test_lr_find_at_a_single_rate_plots_without_warnings(tmp_path, capsys):
 def test_graph_without_dot_leaves_nothing_and_names_the_option_that_needs_none(tmp_path, capsys, trained,
                                                                                monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    code, _, err = run(capsys, "graph", "--weights", trained["linear"], "--out", tmp_path / "drawings")
+    code, _, err = run(capsys, "graph", "--weights", trained["linear"], "--out", tmp_path / "a" / "b" / "c")
     assert code == 2 and err.count("\n") == 1 and "graph --format dot" in err, err
-    assert not (tmp_path / "drawings").exists()
+    assert not (tmp_path / "a").exists()          # none of the folders it made
 
 
 def test_graph_draws_the_trained_model_and_a_neuron(tmp_path, capsys, trained):

@@ -355,7 +355,8 @@ def bad_png(kind: str, path: Path) -> Path:
 
 
 def crafted_png(bits: int = 8, interlace: int = 0, rows: int = 28, cut: int = 0) -> bytes:
-    """A 28x28 grayscale PNG of black pixels, chunk by chunk, with ``rows`` rows (less ``cut`` bytes)."""
+    """A 28x28 grayscale PNG of black pixels, chunk by chunk, with ``rows`` rows (less ``cut`` bytes;
+    a negative ``cut`` adds bytes after the last row)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -378,6 +379,8 @@ def crafted_png(bits: int = 8, interlace: int = 0, rows: int = 28, cut: int = 0)
 def test_read_png_takes_every_grayscale_depth_and_interlacing(tmp_path, bits, interlace):
     path = tmp_path / "x.png"
     path.write_bytes(crafted_png(bits, interlace))
+    np.testing.assert_array_equal(read_png(path), np.zeros((28, 28), np.uint8))
+    path.write_bytes(crafted_png(bits, interlace, cut=-100))   # bytes after the last row: ignored
     np.testing.assert_array_equal(read_png(path), np.zeros((28, 28), np.uint8))
 
 

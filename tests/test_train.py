@@ -291,6 +291,11 @@ def test_atomic_write_keeps_the_mode_and_the_symlink_of_what_it_replaces(tmp_pat
         f.write(b"new")
     assert link.is_symlink() and target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):       # an error of the caller's own, of this very type
+        with ckpt.atomic_write(tmp_path / "other.bin") as f:
+            f.write(b"x")
+            (tmp_path / "latest.bin").mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.bin", "private.bin"]   # no .tmp left
     with pytest.raises(FileNotFoundError, match="no such folder") as info:
         with ckpt.atomic_write(tmp_path / "absent" / "f.bin") as f:
             f.write(b"x")

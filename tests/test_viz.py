@@ -292,7 +292,7 @@ def test_any_text_is_drawn_as_written_and_never_breaks_the_dot_source():
     # DOT's quoted strings read backslashes as escapes (a final one swallows the rest of the graph) and
     # XML cannot hold control characters: titles, module names and labels all go as escaped HTML text.
     l1 = Layer(2, 1, 0)
-    x = Value(np.ones((1, 2)), label="ctrl\x01char nul\x00 lone\ud800 form\x0cfeed")
+    x = Value(np.ones((1, 2)), label="ctrl\x01char nul\x00 lone\ud800 form\x0cfeed \ufffe\uffff")
     y = l1(x).sum()
     y.label = 7                                         # not a string: drawn as str(label)
     title = "C:\\Users\\Nina\\graphs\\"             # C:\Users\Nina\graphs\ : ends in a backslash
@@ -301,7 +301,7 @@ def test_any_text_is_drawn_as_written_and_never_breaks_the_dot_source():
     assert dot.graph_attrs["label"] == title
     assert list(dot.cluster_label.values()) == ["layer\\"]
     assert dot.by_name("7") is not None
-    assert "ctrl\\x01char nul\\x00 lone\\ud800 form\\x0cfeed" in graph.source
+    assert "ctrl\\x01char nul\\x00 lone\\ud800 form\\x0cfeed \\ufffe\\uffff" in graph.source
     if shutil.which("dot"):
         svg = ET.fromstring(graph.pipe(format="svg"))   # dot accepts it and writes valid XML
         texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
