@@ -326,8 +326,9 @@ class Value:
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         # np.asarray(v), np.array(v), matplotlib: the data, as an array. Without this numpy would iterate
-        # the Value, one indexing node per element, into an array of objects. numpy functions called on
-        # a Value this way compute on its data and record nothing; the library's own ops record.
+        # the Value, one indexing node per element, into an array of objects. What numpy computes from
+        # that array records nothing; the library's own ops record. (np.sum, np.mean and the like call
+        # the Value's method of that name instead, and fail on the numpy-only arguments they pass.)
         return np.array(self.data, dtype=dtype, copy=copy)
 
     def __len__(self) -> int:
