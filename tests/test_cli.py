@@ -306,6 +306,13 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, caps
     assert out == "" and not (locked / "run").exists()      # refused before loading data or training
 
 
+def test_out_expands_the_home_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, _, err = run(capsys, "lr-find", "--steps", "1", "--num", "2", "--quiet", "--out", "~/sweep")
+    assert code == 0, err
+    assert (tmp_path / "sweep" / "lr_find.png").is_file()
+
+
 def test_an_out_that_is_a_dangling_symlink_is_refused_before_any_work(tmp_path, capsys):
     (tmp_path / "link").symlink_to(tmp_path / "gone")
     code, out, err = run(capsys, "train", "--out", tmp_path / "link")

@@ -538,6 +538,11 @@ def test_grad_argnums_out_of_range(argnums):
         mg.grad(lambda x, y=0: x, argnums=argnums)(1.0)
 
 
+def test_the_gradient_of_a_number_is_a_numpy_number_as_numpy_reductions_give():
+    g = mg.grad(lambda x: x**3)(3.0)
+    assert isinstance(g, np.float64) and g == 27.0     # not a 0-d array
+
+
 def test_negative_argnums_count_from_the_end():
     assert mg.grad(lambda x, y: x * y**2, argnums=-1)(3.0, 2.0) == 12.0
 

@@ -178,7 +178,8 @@ def test_train_config_refuses_a_learning_rate_that_is_not_a_positive_number(lr):
         TrainConfig.for_model("linear", lr=lr)
     with pytest.raises(ValueError, match="lr must be a positive number"):   # as read from a checkpoint
         TrainConfig(model="linear", epochs=1, lr=lr, batch_size=256, seed=0)
-    assert TrainConfig.for_model("linear", lr=np.float32(0.5)).lr == 0.5
+    lr = TrainConfig.for_model("linear", lr=np.float32(0.5)).lr
+    assert type(lr) is float and lr == 0.5             # a plain float, as JSON and checkpoints want
 
 
 def test_memory_stays_flat_over_many_epochs(tmp_path):
