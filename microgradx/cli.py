@@ -108,9 +108,8 @@ def _out_dir(text: str) -> Path:
     """``--out`` as a Path, checked before any work: a run must not train for an hour and then find out
     it cannot save. The folder itself is made only when there is something to write."""
     out = Path(text).expanduser()
-    existing = out
-    while not existing.exists() and not existing.is_symlink():   # the nearest part that exists already
-        existing = existing.parent
+    new = _new_folders(out)
+    existing = new[-1].parent if new else out      # the nearest part of the path that exists already
     if not existing.is_dir():
         raise MicrogradxError(f"{existing}: exists and is not a folder; --out must name a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -120,9 +119,10 @@ def _out_dir(text: str) -> Path:
 
 
 def _new_folders(out: Path) -> list[Path]:
-    """The folders ``out.mkdir(parents=True)`` is about to make, deepest first."""
+    """The folders ``out.mkdir(parents=True)`` is about to make, deepest first (a dangling symlink
+    counts as existing: it is in the way)."""
     new = []
-    while not out.exists():
+    while not out.exists() and not out.is_symlink():
         new.append(out)
         out = out.parent
     return new

@@ -58,11 +58,7 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over ``axis``, without overflow for large x."""
     x = as_value(x)
     axis = _checked("logsumexp", x, axis)
-    # Subtracting the max keeps exp() <= 1. The shift is a constant (detached): it cancels exactly, so
-    # the gradient is unchanged. An infinite max would give inf - inf = nan: shift by 0 there instead.
-    # An empty reduction has no max (numpy refuses one): its sum of exp is 0, and its logsumexp -inf.
-    shift = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
-    shift = np.where(np.isfinite(shift), shift, 0)
+    shift = _shift(x, axis)
     out = ops.log(ops.sum(ops.exp(x - shift), axis=axis, keepdims=True)) + shift
     if not keepdims:   # drop the reduced axes (kept above so that the shift broadcasts)
         axes = ops._normalize_axes(axis, x.ndim)
@@ -74,9 +70,18 @@ def softmax(x: Any, axis: int = -1) -> Any:
     """exp(x) / sum(exp(x)) along ``axis``: non-negative, sums to 1 along that axis."""
     x = as_value(x)
     axis = _checked("softmax", x, axis)
-    shift = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)   # a constant: see logsumexp
-    e = ops.exp(x - np.where(np.isfinite(shift), shift, 0))
+    e = ops.exp(x - _shift(x, axis))
     return e / ops.sum(e, axis=axis, keepdims=True)
+
+
+def _shift(x: Value, axis: Any) -> np.ndarray:
+    """The max of ``x`` over ``axis`` (kept), to subtract before exp() so that it stays <= 1.
+
+    A constant (raw data, detached): it cancels exactly, so the gradient is unchanged. An infinite max
+    would give inf - inf = nan, and an empty reduction has no max (numpy refuses one): 0 there instead.
+    """
+    shift = np.max(x.data, axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(shift), shift, 0)
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
