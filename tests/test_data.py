@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import math
 import struct
-import time
 import tracemalloc
 import zlib
 from contextlib import contextmanager
@@ -199,15 +198,13 @@ def test_idx_gzip_bomb_is_read_only_as_far_as_the_header_claims(tmp_path):
             f.write(bytes(1 << 20))
     assert path.stat().st_size < 1 << 20
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with raises_naming(path, "unexpected bytes"):
             read_idx(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 8 << 20
-    assert time.perf_counter() - start < 1.0
+    assert peak < 8 << 20          # of the 64 MiB it would inflate to: only as far as the header claims
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])

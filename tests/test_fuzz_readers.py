@@ -1,4 +1,7 @@
-"""Fuzzing the readers: whatever bytes they are given, they load the data or raise DataError, and quickly."""
+"""Fuzzing the readers: whatever bytes they are given, they load the data or raise DataError.
+
+No example is timed (timing is for benchmarks/): a reader that hung on some bytes would stop the run.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,8 @@ import gzip
 import math
 import struct
 import tempfile
-import time
 import warnings
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-SECONDS_PER_EXAMPLE = 2.0
 
 IMAGES = np.random.default_rng(1).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
 IDX_IMAGES = struct.pack(">IIII", 2051, 3, 28, 28) + IMAGES.tobytes()
@@ -40,20 +40,12 @@ def scratch():
         yield Path(folder)
 
 
-@contextmanager
-def quickly():
-    start = time.perf_counter()
-    yield
-    assert time.perf_counter() - start < SECONDS_PER_EXAMPLE, "reader took too long on a tiny file"
-
-
 def outcome_of_read_idx(path: Path) -> np.ndarray | DataError:
-    with quickly():
-        try:
-            return read_idx(path)
-        except DataError as exc:
-            assert str(path) in str(exc)
-            return exc
+    try:
+        return read_idx(path)
+    except DataError as exc:
+        assert str(path) in str(exc)
+        return exc
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -197,7 +189,7 @@ def png_root(scratch):
 def outcome_of_png(root: Path, content: bytes) -> np.ndarray | DataError:
     path = root / "train" / "3" / "0.png"
     path.write_bytes(content)
-    with quickly(), warnings.catch_warnings():
+    with warnings.catch_warnings():
         # Pillow warns about headers claiming a huge canvas; the reader refuses those by size instead.
         warnings.simplefilter("ignore", category=Warning)
         try:

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import tracemalloc
 import weakref
 from collections.abc import Iterator
@@ -261,20 +260,17 @@ def test_backward_with_create_graph_frees_the_graph_once_leaf_gradients_are_rese
 # Scalar mode: every pixel of a 256-image batch is its own Value
 # --------------------------------------------------------------------------------------------------
 
-class GcClock:
-    """Total time spent inside the cyclic garbage collector, from ``gc.callbacks``."""
+class GcTally:
+    """What the cyclic garbage collector did, from ``gc.callbacks``: collections run, objects it freed."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
         self.collections = 0
-        self._start = 0.0
+        self.collected = 0
 
     def __call__(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._start = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._start
+        if phase == "stop":
             self.collections += 1
+            self.collected += info["collected"]
 
 
 def batch_of_threes_and_sevens() -> tuple[np.ndarray, np.ndarray]:
@@ -309,14 +305,14 @@ def array_loss(w: mg.Value, b: mg.Value, x: np.ndarray, targets: np.ndarray) -> 
 
 @pytest.fixture(scope="module")
 def scalar_run():
-    """Three SGD steps in scalar mode, timed, with the time spent in the garbage collector."""
+    """Three SGD steps in scalar mode, with what the garbage collector did meanwhile."""
     x, targets = batch_of_threes_and_sevens()
     rng = np.random.default_rng(0)
     w0 = rng.normal(0.0, 0.01, size=784)
-    clock = GcClock()
-    gc.callbacks.append(clock)
+    gc.collect()                        # earlier tests' garbage is not this run's
+    tally = GcTally()
+    gc.callbacks.append(tally)
     try:
-        start = time.perf_counter()
         pixels = [[mg.Value(p, requires_grad=False) for p in row] for row in x]
         weights = [mg.Value(v) for v in w0]
         bias = mg.Value(0.0)
@@ -331,12 +327,10 @@ def scalar_run():
                 p.data = p.data - 1.0 * p.grad
                 p.zero_grad()
             del loss
-        total = time.perf_counter() - start
     finally:
-        gc.callbacks.remove(clock)
+        gc.callbacks.remove(tally)
     return {"losses": losses, "first_grads": first_grads, "x": x, "targets": targets, "w0": w0,
-            "gc_share": clock.seconds / total, "gc_seconds": clock.seconds, "seconds": total,
-            "collections": clock.collections}
+            "gc_collected": tally.collected, "gc_collections": tally.collections}
 
 
 @pytest.mark.slow
@@ -356,11 +350,10 @@ def test_scalar_mode_gradients_equal_array_mode_gradients(scalar_run):
 
 
 @pytest.mark.slow
-def test_scalar_mode_is_not_dominated_by_the_garbage_collector(scalar_run):
-    # A guard against stalls: micrograd, whose nodes sit in reference cycles, spends about 75% of its
-    # time in the collector. Ours has no cycles, but the generational collector still visits each node
-    # a few times as the graph grows: about a quarter of forward time, a tenth of a whole step, here.
-    share = scalar_run["gc_share"]
-    assert share < 0.6, (f"{share:.0%} of {scalar_run['seconds']:.1f}s in the garbage collector "
-                         f"({scalar_run['collections']} collections)")
+def test_scalar_mode_leaves_the_garbage_collector_nothing_to_free(scalar_run):
+    # micrograd's nodes sit in reference cycles, so its collector must free every graph: about 75% of
+    # its time. Ours has no cycles: the collector may look at nodes while a graph grows (its cost is
+    # measured in benchmarks/, not here; test_engine checks there is one tracked object per node), but
+    # it never frees one. Timing is not a test.
+    assert scalar_run["gc_collected"] == 0, f"the collector freed {scalar_run['gc_collected']} objects"
 

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import stat
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -683,23 +682,16 @@ def test_render_graph_checks_its_arguments(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_100k_node_graph_is_drawn_with_a_limit_in_a_fraction_of_its_build_time():
-    # CPU time of this process, so that other processes on the machine do not skew the ratio.
-    start = time.process_time()
+def test_a_100k_node_graph_is_drawn_with_a_limit_and_counts_what_it_leaves_out():
+    # Timing is for benchmarks/, not tests: this checks the deep walk (no recursion) and the counts.
     x, w = Value(0.5, label="x"), Value(0.9, label="w")
     y = x
     steps = 34_000                                   # three ops a step: 102,002 Values
     for _ in range(steps):
         y = (y * w + 0.1).tanh()
-    build = time.process_time() - start
-
-    start = time.process_time()
     graph = draw_graph(y, max_nodes=500)
-    draw = time.process_time() - start
-
     dot = parse(graph)
     assert len(dot.values()) == 500
     # w feeds every multiply, so it is among the 500 drawn: all the hidden Values but x are op outputs
     hidden = 2 + 3 * steps - 500
     assert note_counts(dot) == (hidden, hidden - 1)
-    assert draw < 0.5 * build, f"drawing took {draw:.3f}s, building {build:.3f}s"
