@@ -34,7 +34,7 @@ from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedE
 from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
 from .ops import sigmoid
-from .optim import SGD
+from .optim import SGD, _is_number
 
 __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
@@ -214,8 +214,7 @@ class TrainConfig:
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ArgumentError(f"{name} must be a positive integer, got {n!r}")
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, int | float | np.integer | np.floating)
-                                             and np.isfinite(self.lr) and self.lr > 0):
+        if not (_is_number(self.lr) and np.isfinite(self.lr) and self.lr > 0):
             raise ArgumentError(f"lr must be a positive number, got {self.lr!r}")
         object.__setattr__(self, "lr", float(self.lr))    # frozen: set once, as a plain float
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
