@@ -9,15 +9,14 @@
 """
 
 from . import errors, functional, nn, ops, optim
+from .autodiff import grad, value_and_grad
 from .engine import (
     Value,
     as_value,
     detect_anomaly,
     enable_grad,
-    grad,
     is_grad_enabled,
     no_grad,
-    value_and_grad,
 )
 from .errors import (
     AnomalyError,
@@ -31,25 +30,30 @@ from .errors import (
     ShapeError,
     TrainingDivergedError,
 )
-from .functional import expand_dims, flatten, log_softmax, logsumexp, mean, softmax, softplus, squeeze, var
+from .functional import expand_dims, flatten, log_softmax, logsumexp, softmax, softplus, squeeze, var
 from .ops import (
     abs,
     add,
+    astype,
     broadcast_to,
     clip,
     concatenate,
     divide,
     exp,
+    getitem,
+    identity,
     log,
     matmul,
     max,
     maximum,
+    mean,
     min,
     multiply,
     negative,
     power,
     relu,
     reshape,
+    scatter_add,
     sigmoid,
     sqrt,
     stack,
@@ -63,8 +67,6 @@ from .viz import GraphvizNotFoundError, draw_graph, render_graph
 
 __version__ = "0.1.0"
 
-Value.draw = draw_graph  # v.draw(...) == draw_graph(v, ...): viz.py defines it, Value carries it
-
 __all__ = [
     "Value", "as_value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "grad",
     "value_and_grad",
@@ -72,8 +74,8 @@ __all__ = [
     "DataError", "CheckpointError", "TrainingDivergedError", "ArgumentError",
     "add", "subtract", "multiply", "divide", "negative", "power", "matmul", "exp", "log", "sqrt", "abs",
     "tanh", "sigmoid", "relu", "clip", "maximum", "where", "sum", "max", "min", "reshape", "transpose",
-    "broadcast_to", "concatenate", "stack",
-    "mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
+    "broadcast_to", "concatenate", "stack", "mean", "astype", "identity", "getitem", "scatter_add",
+    "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
     "draw_graph", "render_graph", "GraphvizNotFoundError",
     "errors", "functional", "nn", "ops", "optim",
 ]

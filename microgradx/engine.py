@@ -1,20 +1,25 @@
-"""The graph engine: the ``Value`` node, grad mode, and the reverse pass.
+"""The graph engine: the ``Value`` node, the one recording path, the reverse pass, and grad mode.
 
 A ``Value`` wraps a numpy array (or numpy scalar). Every op on Values records a new node that holds its
-inputs and the name of the rule that differentiates it; ``backward()`` walks those nodes from the output
-back to the leaves, children before parents, and hands each node's gradient to its rule.
+inputs and the table entry (a :class:`Primitive`) that made it; ``backward()`` walks those nodes from the
+output back to the leaves, children before parents, and hands each node's gradient to its rules.
 
-Three design choices carry the rest (see docs/concepts.md):
+The engine knows nodes, recording and the reverse pass; it knows no op. The op table (``ops.py``) fills
+the registry :data:`TABLE` as it is imported, and every method of ``Value`` is a one-line delegation to
+an entry of it. Four design choices carry the rest (see docs/concepts.md):
 
-* The derivative rules live in a table in ``ops.py``; they are plain functions of ``(g, ans, *inputs)``,
-  not closures. A node therefore never refers to itself, the graph has no reference cycles, and dropping
-  the output frees it by reference counting alone.
+* Derivative rules are plain functions of ``(g, ans, *inputs, **params)`` stored in the table, not
+  closures over the node. A node therefore never refers to itself, the graph has no reference cycles,
+  and dropping the output frees it by reference counting alone.
 * The rules are written with the library's own ops, which accept plain arrays as well as Values. An
   ordinary backward feeds them arrays (pure numpy, no graph); ``create_graph=True`` feeds them Values,
   so the backward pass is itself recorded and can be differentiated again.
 * Every Value is numbered as it is made, and an op's inputs are always made before its result. The
-  reverse pass takes the nodes holding a gradient newest first (a heap, no recursion): each node's rule
-  then runs exactly once per call, after every node that uses it, and graph depth is unlimited.
+  reverse pass collects the nodes that lead to the output (an explicit stack, no recursion) and visits
+  them newest first: each node's rules then run once, after every node that uses it, at any depth.
+* Data changed in place after an op recorded it is caught, not differentiated wrongly: a change stamps
+  the Value with the current number, and the reverse pass refuses a node whose inputs (or output) were
+  stamped after the node was made.
 """
 
 from __future__ import annotations
@@ -26,20 +31,23 @@ import inspect
 import itertools
 import operator
 import os
+import sys
 import traceback
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from .errors import AnomalyError, DTypeError, GradientError, ShapeError
+from .errors import AnomalyError, ArgumentError, AxisError, DTypeError, GradientError, ShapeError
 
-if TYPE_CHECKING:
-    from .ops import Primitive
+__all__ = ["Value", "Primitive", "TABLE", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly",
+           "as_value", "data_of", "backprop"]
 
-__all__ = ["Value", "no_grad", "enable_grad", "is_grad_enabled", "detect_anomaly", "as_value", "data_of",
-           "grad",
-           "value_and_grad"]
+#: What an op accepts as an operand: a Value, or data that becomes a constant.
+Operand: TypeAlias = "Value | np.ndarray | np.generic | float | int | bool | Sequence[Any]"
+#: An ``axis`` argument: one axis, several, or all of them (None).
+Axis: TypeAlias = "int | tuple[int, ...] | None"
+Rule = Callable[..., Any]
 
 
 class _Mode:
@@ -160,12 +168,30 @@ def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
 
 def data_of(x: Any) -> Any:
     """The data of a Value; anything else (a number, an array) as it is. For masks and shapes."""
-    return x.data if isinstance(x, Value) else x
+    return x._data if isinstance(x, Value) else x
 
 
 def as_value(x: Any) -> Value:
     """Return ``x`` if it is a Value, else wrap it as a constant (``requires_grad=False``)."""
     return x if isinstance(x, Value) else Value(x, requires_grad=False)
+
+
+def _holds_values(x: Any) -> bool:
+    """Whether a (nested) list or tuple has a Value anywhere inside."""
+    stack = [x]
+    while stack:
+        for item in stack.pop():
+            if isinstance(item, Value):
+                return True
+            if isinstance(item, list | tuple):
+                stack.append(item)
+    return False
+
+
+def _stacked(items: Sequence[Any]) -> Any:
+    """A (nested) list or tuple of Values and numbers as one recorded Value: the rows stacked."""
+    rows = [_stacked(i) if isinstance(i, list | tuple) else i for i in items]
+    return TABLE.stack(rows)
 
 
 def _user_site() -> str:
@@ -177,14 +203,36 @@ def _user_site() -> str:
     return "<unknown>"
 
 
-def _describe(node: Value) -> str:
-    site = f", made at {node._site}" if node._site else ""
-    return f"'{node._op.name}' (output shape {node.shape}{site})"
+# --------------------------------------------------------------------------------------------------
+# The op table's entries and the one recording path
+# --------------------------------------------------------------------------------------------------
+
+class _Table:
+    """The registry of ops by name, filled by ``ops.py`` (primitives) and ``functional.py``
+    (composites) as they are imported; ``Value``'s methods call ops through it."""
+
+    def __init__(self) -> None:
+        self.primitives: dict[str, Primitive] = {}
+        self.composites: dict[str, Callable[..., Any]] = {}
+        self.numpy: dict[Any, Callable[..., Any]] = {}    # numpy's function -> the op standing for it
+
+    def register(self, op: Any) -> Any:
+        """Register a primitive or a composite under its ``__name__``; returns it, so it decorates."""
+        name = op.__name__
+        if isinstance(op, Primitive):
+            self.primitives[name] = op
+        else:
+            self.composites[name] = op
+        if getattr(op, "numpy", None) is not None:
+            self.numpy[op.numpy] = op
+        setattr(self, name, op)
+        return op
 
 
-# --------------------------------------------------------------------------------------------------
-# The node
-# --------------------------------------------------------------------------------------------------
+
+#: Every op by name: ``TABLE.multiply``, ``TABLE.primitives``, ``TABLE.composites``.
+TABLE = _Table()
+
 
 class _NoInput:
     """Marks an input slot a node does not use (a leaf has no inputs, a unary op has no second)."""
@@ -199,8 +247,253 @@ class _NoInput:
 
 
 _NO_INPUT = _NoInput()
-_made = itertools.count()   # numbers every Value as it is made (see backprop)
-_NO_PARAMS: dict = {}   # shared by every node made without parameters; never written to
+_made = itertools.count()   # numbers every Value as it is made, and every in-place change of one
+_NO_PARAMS: dict = {}       # shared by every node made without parameters; never written to
+
+
+class Primitive:
+    """One differentiable op: a numpy forward function, a derivative rule per input, and metadata.
+
+    Calling it is the one way a node gets recorded: operators, methods and module functions all come
+    here. With no Value among the inputs it is plain numpy (the path rules take in an ordinary backward).
+    """
+
+    def __init__(self, forward: Callable[..., Any], vjps: Sequence[Rule | None], expects: str = "",
+                 variadic: bool = False, method: str | None = None, operators: tuple[str, ...] = (),
+                 symbol: str | None = None, symmetric: bool = False, numpy: Any = None) -> None:
+        self.name = self.__name__ = forward.__name__
+        self.forward = forward
+        # A variadic op (any number of inputs) has one rule, told which input it is for.
+        self.vjps = _ForEveryInput(vjps[0]) if variadic else tuple(vjps)
+        self.expects = expects          # what inputs the op needs, quoted when numpy refuses them
+        self.variadic = variadic
+        self.method = method            # the Value method that calls it, if any (``"exp"``)
+        self.operators = operators      # the Value operators that call it (``("__mul__", "__rmul__")``)
+        self.symbol = symbol            # how a drawing labels it (``"*"``); the name when None
+        self.symmetric = symmetric      # whether its inputs can be swapped (drawings number them if not)
+        self.numpy = numpy              # the numpy function it stands for, if any (``np.multiply``)
+        # Inputs are the positional arguments that have a rule; the rest are parameters (axis, shape...).
+        self.n_inputs = sys.maxsize if variadic else len(self.vjps)
+        names = list(inspect.signature(forward).parameters)
+        self.param_names = tuple(names[1:] if variadic else names[len(self.vjps):])
+        self.__doc__ = forward.__doc__
+        self.__wrapped__ = forward
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        # Pickled by name: a recorded node refers to its op, and the op's forward function and rules
+        # (lambdas among them) cannot be pickled themselves. Unpickling finds the same op in the table,
+        # so only an op that the table holds under its name can be pickled.
+        import pickle
+        if TABLE.primitives.get(self.name) is not self:
+            raise pickle.PicklingError(f"op {self.name!r} is not the one registered under that name, so a "
+                                       "pickle could not find it again")
+        return _primitive_named, (self.name,)
+
+    def __deepcopy__(self, memo: dict) -> Primitive:
+        return self     # an op is a function: copies of a graph share it
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        if self.variadic or len(args) > self.n_inputs:
+            args, params = self._normalized(args, params)
+        return record(self, args, params or _NO_PARAMS)
+
+    def _normalized(self, args: tuple, params: dict) -> tuple[tuple, dict]:
+        """The inputs as a tuple and the parameters by name, from numpy's forms: ``reshape(x, (2, 3))``
+        and, for a variadic op, ``stack([a, b], 0)``."""
+        if not self.variadic:
+            return self._positional_params(args, params, self.n_inputs)
+        if not args or not isinstance(args[0], list | tuple):
+            raise ArgumentError(f"{self.name}() takes a list or tuple of arrays first, as numpy's does")
+        (sequence,), params = self._positional_params(args, params, 1)
+        return tuple(sequence), params
+
+    def _call_converted(self, args: tuple, params: dict) -> Any:
+        """Inputs that are not Values or float data: Values inside lists are stacked into one input, so
+        their graph is kept; lists, boolean and integer arrays that take a gradient become floats once,
+        so the rules see the same arrays later."""
+        if any(isinstance(a, list | tuple) and _holds_values(a) for a in args):
+            args = tuple(_stacked(a) if isinstance(a, list | tuple) and _holds_values(a) else a for a in args)
+            return record(self, args, params)
+        if not any(isinstance(a, Value) for a in args):
+            return self.forward(list(args), **params) if self.variadic else self.forward(*args, **params)
+        return record(self, self._converted(args), params, converted=True)
+
+    def _converted(self, args: tuple) -> tuple:
+        """The inputs, with those that take a gradient as float arrays: of the Values' precision when
+        that is lower than float64, so that a float32 x times a boolean mask stays float32 (as PyTorch)."""
+        inputs = list(args)
+        for i, a in enumerate(args):
+            if self.vjps[i] is not None and not isinstance(a, Value | float | int) and not (
+                    isinstance(a, _ARRAYS) and a.dtype.kind == "f"):
+                c = to_array(a, self.name)
+                if c.dtype != (values_dtype := _values_dtype(args)):
+                    c = c.astype(values_dtype)
+                inputs[i] = c
+        return tuple(inputs)
+
+    def _positional_params(self, args: tuple, params: dict, n_inputs: int) -> tuple[tuple, dict]:
+        """numpy-style positional parameters, as in ``reshape(x, (2, 3))``: pass them by name."""
+        extra = args[n_inputs:]
+        if len(extra) > len(self.param_names):
+            raise ArgumentError(f"{self.name}() takes {n_inputs + len(self.param_names)} "
+                                f"positional arguments but {len(args)} were given")
+        positional = dict(zip(self.param_names, extra, strict=False))
+        if twice := sorted(positional.keys() & params.keys()):
+            raise ArgumentError(f"{self.name}() got multiple values for {', '.join(twice)}")
+        return args[:n_inputs], {**params, **positional}
+
+
+def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, converted: bool = False) -> Any:
+    """The one recording path: run ``op`` on ``args`` and, when a Value among them needs a gradient and
+    grad mode is on, return the result as a new graph node. Every operator, method and module function
+    comes here; with no Value among the inputs it is plain numpy (the path rules take in backward)."""
+    raw = []
+    needs_grad = None        # None until a Value is seen among the inputs
+    for a in args:
+        if isinstance(a, Value):
+            raw.append(a._data)
+            needs_grad = needs_grad or a.requires_grad
+        elif isinstance(a, _NUMBERS) or (isinstance(a, _ARRAYS) and a.dtype.kind == "f") or converted:
+            raw.append(a)
+        else:
+            return op._call_converted(args, params)    # a list, or a boolean or integer array
+    if needs_grad is None:
+        # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
+        return op.forward(raw, **params) if op.variadic else op.forward(*raw, **params)
+    try:
+        out = op.forward(raw, **params) if op.variadic else op.forward(*raw, **params)
+    except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
+        raise _explain(op, raw, params, e) from e
+    site = None
+    if _Mode.anomaly:
+        site = _user_site()
+        check_forward(out, op, site)
+    # The new node, its slots set here rather than in a helper: this runs once per op of every forward.
+    node = _new_value(Value)
+    node._data = out
+    node._grad = None
+    node.label = None
+    node._site = site     # where user code made it, in anomaly mode
+    node._seq = next(_made)
+    node._changed = -1
+    if needs_grad and _Mode.grad_enabled:
+        node.requires_grad = True
+        node._op = op
+        node._x = args[0]
+        node._y = args[1] if len(args) > 1 else _NO_INPUT
+        node._more = args[2:]
+        node._params = params
+    else:                 # nothing to differentiate: a constant, a leaf
+        node.requires_grad = False
+        node._op = None
+        node._x = node._y = _NO_INPUT
+        node._more = ()
+        node._params = _NO_PARAMS
+    return node
+
+
+class _ForEveryInput:
+    """The rules of a variadic op: one rule ``rule(argnum, g, ans, *inputs, **params)``."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def __getitem__(self, argnum: int) -> Rule:
+        return functools.partial(self.rule, argnum)
+
+
+def _primitive_named(name: str) -> Primitive:
+    return TABLE.primitives[name]
+
+
+# Inputs used as they are: Python numbers (numpy treats them as weak), float arrays and numpy scalars.
+# (Tuples, not unions: isinstance reads them faster, and this runs for every input of every op.)
+_NUMBERS = (float, int)
+_ARRAYS = (np.ndarray, np.generic)
+
+
+def _values_dtype(args: Sequence[Any]) -> np.dtype:
+    """The float dtype the Values among ``args`` hold together (float64 when they disagree upward)."""
+    return np.result_type(*(a._data for a in args if isinstance(a, Value)))
+
+
+def _axis_problem(name: str, params: dict) -> str | None:
+    """What is wrong with an ``axis`` that is not whole numbers, with the likely intent; None if fine."""
+    axis = params.get("axis")
+    parts = axis if isinstance(axis, tuple) else (axis,)
+    if axis is None or all(isinstance(a, int | np.integer) and not isinstance(a, bool) for a in parts):
+        return None
+    hint = ""
+    if name in ("max", "min") and not isinstance(axis, tuple):
+        pick = "maximum" if name == "max" else "minimum"
+        hint = (f"; to compare elementwise with a number use mg.{pick}(x, 0)"
+                + (" or x.relu()" if name == "max" else "")
+                + f" (the argument of {name} is an axis, as in numpy)")
+    return f"axis={axis!r} is not an axis (an int or a tuple of ints){hint}"
+
+
+def _explain(op: Primitive, raw: Sequence[Any], params: dict, e: Exception) -> Exception:
+    from .errors import MicrogradxError
+    if isinstance(e, MicrogradxError):
+        return e                 # already ours, saying what is wrong
+    shapes = ", ".join(str(np.shape(a)) if isinstance(a, np.ndarray | np.generic | float | int)
+                       else type(a).__name__ for a in raw)
+    extra = "".join(f", {k}={v!r}" for k, v in params.items() if k != "index")
+    where = f"{op.name}: inputs of shape {shapes}{extra}"
+    if problem := _axis_problem(op.name, params):
+        return AxisError(f"{where}: {problem}")
+    if isinstance(e, np.exceptions.AxisError):
+        return AxisError(f"{where}: {e}")
+    if isinstance(e, IndexError):
+        return AxisError(f"{where}: bad index {params.get('index')!r} ({e})")
+    if isinstance(e, TypeError):
+        return DTypeError(f"{where}: expected real numbers or arrays, and integers in axes and shapes "
+                          f"({e})")
+    if isinstance(e, ValueError):
+        expected = f"; expected {op.expects}" if op.expects else ""
+        return ShapeError(f"{where}{expected} ({e})")
+    return e
+
+
+def check_forward(out: Any, node_op: Primitive, site: str | None) -> None:
+    """Anomaly mode: raise if an op's output holds NaN or inf."""
+    if not np.all(np.isfinite(out)):
+        where = f", made at {site}" if site else ""
+        raise AnomalyError(f"forward of '{node_op.name}' produced {_nonfinite_kind(out)} "
+                           f"(output shape {np.shape(out)}{where})")
+
+
+def _nonfinite_kind(a: Any) -> str:
+    a = np.asarray(a)
+    kinds = [k for k, present in (("NaN", np.isnan(a).any()), ("inf", np.isinf(a).any())) if present]
+    return " and ".join(kinds) or "non-finite values"
+
+
+# --------------------------------------------------------------------------------------------------
+# The node
+# --------------------------------------------------------------------------------------------------
+
+# PyTorch spellings a user may type, with ours.
+_SPELLINGS = {
+    "clamp": "x.clip(lo, hi)", "clamp_min": "mg.maximum(x, lo)", "cat": "mg.concatenate([...], axis=...)",
+    "t": "x.T", "pow": "x ** y", "dim": "x.ndim", "numel": "x.size",
+    "tolist": "x.numpy().tolist()", "argmax": "np.argmax(x.data)", "argmin": "np.argmin(x.data)",
+    "permute": "x.transpose(...)", "contiguous": "x (Values need no contiguous copy)",
+    "zero_": "x.zero_grad() for the gradient, or x.data[...] = 0 under no_grad()",
+    "backward_": "x.backward()", "mul": "x * y", "add": "x + y", "sub": "x - y", "div": "x / y",
+    "matmul": "x @ y", "mm": "x @ y", "sigmoid_": "x.sigmoid()", "exp_": "x.exp()",
+    "double": "x.astype(np.float64)", "half": "x.astype(np.float16)", "cpu": "x (there is only the CPU)",
+    "cuda": "nothing: microgradx runs on the CPU", "to": "x.astype(dtype) (there is only the CPU)",
+    "retain_grad": "nothing: every node keeps its gradient of the latest backward()",
+    "square": "x ** 2", "norm": "(x ** 2).sum().sqrt()", "nelement": "x.size",
+}
+
+
+def _no_attribute(name: str, ours: str) -> Any:
+    raise AttributeError(f"'Value' object has no attribute {name!r}; microgradx spells it {ours}")
 
 
 class Value:
@@ -208,6 +501,7 @@ class Value:
 
     ``Value(data, requires_grad=True, label=None, dtype=None)``: ``data`` is a number, a (nested) list or
     a numpy array. Float dtypes are kept (float32 stays float32); ints, bools and lists become float64.
+    A list or tuple holding Values is stacked, and keeps their graph.
 
     Ops (``+ - * / ** @``, ``exp``, ``sum``, indexing, ...) record new Values; ``backward()`` fills
     ``.grad`` of every Value that led to this one and has ``requires_grad``. Plain numbers and arrays mix
@@ -215,67 +509,51 @@ class Value:
     """
 
     # NOTE: an op's inputs are kept in slots (_x, _y, then a tuple _more for the rare third and later
-    # ones), not in one tuple per node. A tuple would be a second object per node for CPython's cyclic
-    # garbage collector to track, and in scalar code (a Value per number) the collector's repeated walks
-    # over a growing graph cost about as much as building it (benchmarks/README.md, "Where the time goes").
-    __slots__ = ("data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
-                 "_seq", "__weakref__")
+    # ones), not in one tuple per node: a tuple would be a second object per node for CPython's cyclic
+    # garbage collector to track (benchmarks/README.md, "Where the time goes").
+    __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
+                 "_seq", "_changed", "__weakref__")
 
-    # Make numpy hand ``array @ value``, ``array * value``... over to our reflected methods instead of
-    # treating the Value as an opaque object and looping over it.
-    __array_ufunc__ = None
+    # Numpy hands ``array * value``, ``np.exp(value)``, ``np.mean(value)`` to the methods below, so they
+    # record (or raise our error) instead of numpy looping over the Value as an opaque object.
     __array_priority__ = 1000
+
+    def __new__(cls, data: Any = None, requires_grad: bool = True, label: str | None = None,
+                dtype: Any = None) -> Value:
+        if isinstance(data, list | tuple) and _holds_values(data):
+            # Stacked, so the graph of the Values inside is kept (a new leaf would cut it off).
+            node = _stacked(data)
+            if dtype is not None:
+                node = node.astype(_float_dtype(dtype))
+            if not requires_grad:
+                node = node.detach()
+            if label is not None:
+                node.label = label
+            return node  # type: ignore[no-any-return]
+        return super().__new__(cls)
 
     def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
                  dtype: Any = None) -> None:
+        if isinstance(data, list | tuple) and _holds_values(data):
+            return                          # made by __new__
         if isinstance(data, Value):
-            data = data.data
+            data = data._data
         arr = to_array(data)
         if dtype is not None:
-            try:
-                dtype = np.dtype(dtype)
-            except TypeError as e:
-                raise DTypeError(f"Value: dtype={dtype!r} is not a dtype numpy knows ({e})") from None
-            if dtype.kind != "f":
-                raise DTypeError(f"Value: dtype must be a float dtype, got {dtype}")
-            arr = arr.astype(dtype, copy=False)
+            arr = arr.astype(_float_dtype(dtype), copy=False)
         # A 0-d array becomes a numpy scalar, as numpy's own reductions return.
-        self.data = arr[()] if arr.ndim == 0 else arr
+        self._data = arr[()] if arr.ndim == 0 else arr
         self._grad: Any = None
         self.requires_grad = bool(requires_grad)
         self.label = label
-        self._op: Primitive | None = None    # the rule that made this node; None for a leaf
+        self._op: Primitive | None = None    # the table entry that made this node; None for a leaf
         self._x: Any = _NO_INPUT             # the op's first input (a Value or a constant)
         self._y: Any = _NO_INPUT             # its second input
         self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
         self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
         self._site: str | None = None        # where user code made it (anomaly mode only)
         self._seq = next(_made)              # when it was made: inputs are always older than results
-
-    @classmethod
-    def _constant(cls, data: Any) -> Value:
-        """A result that needs no gradient (no Value input requires one, or grad mode is off)."""
-        node = cls._from_op(data, None, _NO_INPUT)    # no op and no inputs: a leaf
-        node.requires_grad = False
-        return node
-
-    @classmethod
-    def _from_op(cls, data: Any, op: Primitive | None, x: Any, y: Any = _NO_INPUT, more: tuple = (),
-                 params: dict = _NO_PARAMS) -> Value:
-        """A node made by an op from inputs ``x``, ``y``, ``*more``: skips __init__'s validation."""
-        node = object.__new__(cls)
-        node.data = data
-        node._grad = None
-        node.requires_grad = True
-        node.label = None
-        node._op = op
-        node._x = x
-        node._y = y
-        node._more = more
-        node._params = params
-        node._site = None    # set by the caller in anomaly mode
-        node._seq = next(_made)
-        return node
+        self._changed = -1                   # when its data was last changed in place (-1: never)
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         # A copy (copy.copy, copy.deepcopy, pickle) is a new node, so it takes a new number (see
@@ -284,6 +562,7 @@ class Value:
         for name, value in state[1].items():
             setattr(self, name, value)
         self._seq = next(_made)
+        self._changed = -1
 
     @property
     def _args(self) -> tuple:
@@ -295,46 +574,75 @@ class Value:
     # ---- the array it holds --------------------------------------------------------------------
 
     @property
+    def data(self) -> Any:
+        """The numpy array (a numpy scalar when 0-d) this Value holds.
+
+        Assigning to it (``p.data = new`` or ``p.data -= step``) counts as an in-place change: a graph
+        recorded from the old data then refuses ``backward()``. Writing into the array itself
+        (``p.data[0] = 1``) is not seen.
+        """
+        return self._data
+
+    @data.setter
+    def data(self, new: Any) -> None:
+        arr = new if isinstance(new, np.ndarray | np.generic) and new.dtype.kind == "f" else to_array(new)
+        self._data = arr[()] if arr.ndim == 0 else arr
+        self._changed = next(_made)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        """The shape of the data, as numpy's."""
+        return self._data.shape  # type: ignore[no-any-return]
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        """The number of dimensions of the data."""
+        return self._data.ndim  # type: ignore[no-any-return]
 
     @property
     def size(self) -> int:
-        return self.data.size
+        """The number of elements of the data, as numpy's ``.size`` (PyTorch's ``.size()`` is ``.shape``)."""
+        return _Count(self._data.size)
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        """The dtype of the data (always a float dtype)."""
+        return self._data.dtype  # type: ignore[no-any-return]
 
     def item(self) -> float:
         """The value as a Python float (the Value must hold exactly one element)."""
         self._check_one_element("item()")
-        return self.data.item()
+        return self._data.item()  # type: ignore[no-any-return]
 
     def _check_one_element(self, what: str) -> None:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(f"{what} of a Value of shape {self.shape}: only a single element converts to "
                              "one number (reduce it first, e.g. with .sum() or .any())")
 
     def numpy(self) -> np.ndarray:
         """The data as a numpy array (a 0-d array for a scalar). Not a copy: do not write into it."""
-        return np.asarray(self.data)
+        return np.asarray(self._data)
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        # np.asarray(v), np.array(v), matplotlib: the data, as an array. Without this numpy would iterate
-        # the Value, one indexing node per element, into an array of objects. What numpy computes from
-        # that array records nothing; the library's own ops record. (np.sum, np.mean and the like call
-        # the Value's method of that name instead, and fail on the numpy-only arguments they pass.)
-        return np.array(self.data, dtype=dtype, copy=copy)
+    if not TYPE_CHECKING:
+        # Hidden from type checkers: numpy's stubs would then take a Value for an array and type
+        # ``array @ value`` as an array, where at run time numpy hands it to __rmatmul__ (a Value).
+
+        def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+            # np.asarray(v), np.array(v), matplotlib: the data, as an array (not an array of one-element
+            # Values, which numpy would otherwise build by iterating). What numpy computes from that
+            # array records nothing; numpy's functions called on the Value come to __array_function__.
+            return np.array(self._data, dtype=dtype, copy=copy)
+
+        def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+            return _numpy_call(ufunc, method, inputs, kwargs)
+
+        def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+            return _numpy_call(func, "__call__", args, kwargs)
 
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d Value")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Value]:
         for i in range(len(self)):
@@ -342,11 +650,15 @@ class Value:
 
     def __float__(self) -> float:
         self._check_one_element("float()")
-        return float(self.data.item())     # as PyTorch: any single element, whatever the shape
+        return float(self._data.item())     # as PyTorch: any single element, whatever the shape
+
+    def __int__(self) -> int:
+        self._check_one_element("int()")
+        return int(self._data.item())
 
     def __bool__(self) -> bool:
         self._check_one_element("bool()")
-        return bool(self.data)
+        return bool(self._data)
 
     __hash__ = object.__hash__  # Values are graph nodes: identity, not contents, makes them equal keys
 
@@ -354,14 +666,22 @@ class Value:
         name = f", label={self.label!r}" if self.label else ""
         op = f", op={self._op.name}" if self._op is not None else ""
         if self.ndim == 0:
-            body = f"{self.data.item():.6g}"
+            body = f"{self._data.item():.6g}"
         elif self.size <= 8:
-            body = np.array2string(self.data, precision=4, separator=", ").replace("\n", "")
+            body = np.array2string(self._data, precision=4, separator=", ").replace("\n", "")
         else:  # whole arrays do not belong in a repr: say what it is
             body = f"<shape {self.shape}>"
         if self.ndim and self.dtype != np.float64:
             body += f", dtype={self.dtype}"
         return f"Value({body}{name}{op})"
+
+    if not TYPE_CHECKING:   # type checkers should still flag these as missing
+        # PyTorch's spellings, each a property that raises AttributeError naming ours (hasattr() stays
+        # False). Not a __getattr__: that would slow every attribute read of every Value.
+        for _name, _ours in _SPELLINGS.items():
+            locals()[_name] = property(functools.partial(
+                lambda self, name, ours: _no_attribute(name, ours), name=_name, ours=_ours))
+        del _name, _ours
 
     # ---- graph ----------------------------------------------------------------------------------
 
@@ -377,6 +697,7 @@ class Value:
 
     @property
     def is_leaf(self) -> bool:
+        """True for a Value made by the user, not by an op."""
         return self._op is None
 
     @property
@@ -384,11 +705,12 @@ class Value:
         """d(output)/d(self) from the latest ``backward()``: zeros of the data's shape before any.
 
         Leaves accumulate across ``backward()`` calls (as in PyTorch); call ``zero_grad()`` between steps.
-        Interior nodes hold the gradient of the most recent call only.
+        Interior nodes hold the gradient of the most recent call only. A numpy array (a Value after
+        ``backward(create_graph=True)``); ``p.grad.zero_()`` is spelt ``p.zero_grad()`` here.
         """
         if self._grad is None:
-            return np.zeros_like(self.data)
-        return self._grad
+            return _Grad.of(np.zeros_like(self._data))
+        return _Grad.of(self._grad)
 
     @grad.setter
     def grad(self, value: Any) -> None:
@@ -400,7 +722,7 @@ class Value:
 
     def detach(self) -> Value:
         """The same data as a constant: no gradient flows back through the result."""
-        return Value(self.data, requires_grad=False)
+        return Value(self._data, requires_grad=False)
 
     def requires_grad_(self, flag: bool = True) -> Value:
         """Set ``requires_grad`` in place (only on leaves) and return self."""
@@ -423,44 +745,378 @@ class Value:
             )
         seed = _seed(self, gradient)
         if isinstance(seed, Value) and not create_graph:
-            seed = seed.data
+            seed = seed._data
         grads = backprop(self, seed, create_graph)
-        leaves = []
-        for node, g in grads.items():
-            if node._op is None:
-                leaves.append((node, g))
+        _store(grads, seed, create_graph)
+
+    def draw(self, **options: Any) -> Any:
+        """The graph that led to this Value, drawn with Graphviz: ``microgradx.draw_graph(self, ...)``."""
+        from .viz import draw_graph  # drawing sits above the engine; imported when first used
+        return draw_graph(self, **options)
+
+    # ---- in place: ``p -= lr * p.grad`` -----------------------------------------------------------
+
+    def _in_place(self, op_name: str, other: Any) -> Value:
+        records = _Mode.grad_enabled and (self.requires_grad or (
+            isinstance(other, Value) and other.requires_grad))
+        if not records:
+            # Nothing to differentiate: update the data itself, as PyTorch's in-place ops do.
+            result = np.asarray(getattr(TABLE, op_name).forward(self._data, data_of(other)))
+            if result.shape != self.shape:
+                raise ShapeError(f"in-place operator on a Value of shape {self.shape}: the result has shape "
+                                 f"{result.shape}, and an in-place update cannot change the shape")
+            if isinstance(self._data, np.ndarray) and self._data.flags.writeable:
+                self._data[...] = result            # the same array, its dtype kept
             else:
-                # An interior node keeps its gradient for inspection only, as data: under create_graph
-                # the Value's graph leads back to this node (rules read `ans`), which would be a cycle.
-                node._grad = g.data if isinstance(g, Value) else g
-        taken: set[int] | None = None
-        for node, g in leaves:
-            if create_graph or isinstance(node._grad, Value):    # a Value from an earlier create_graph
-                node._grad = g if node._grad is None else node._grad + g
-            elif node._grad is not None:
-                node._grad = (node._grad + g).astype(node.data.dtype, copy=False)
-            else:
-                if taken is None and isinstance(g, np.ndarray):
-                    # Arrays already handed out (the seed, interior gradients): a leaf must not share
-                    # one, or an in-place edit of its .grad would show up elsewhere. Numpy scalars
-                    # cannot be edited in place, so scalar code skips this walk over the graph.
-                    taken = {id(seed)} | {id(g) for n, g in grads.items() if n._op is not None}
-                node._grad = _own(g, node.data.dtype, taken)
-                if taken is not None:
-                    taken.add(id(node._grad))
+                self._data = result.astype(self.dtype)[()] if self.ndim == 0 else result.astype(self.dtype)
+            self._changed = next(_made)
+            return self
+        if self._op is None and self.requires_grad:
+            raise GradientError(
+                "an in-place operator (+=, -=, *=, /=) on a leaf that requires grad would lose its "
+                "gradient: update parameters inside `with mg.no_grad():`, or write `p.data -= ...`")
+        return getattr(TABLE, op_name)(self, other)   # recorded as the plain operator: a new node
+
+    def __iadd__(self, other: Operand) -> Value:
+        """``self += other``: in place under no_grad, else recorded as ``+``."""
+        return self._in_place("add", other)
+
+    def __isub__(self, other: Operand) -> Value:
+        """``self -= other``: in place under no_grad, else recorded as ``-``."""
+        return self._in_place("subtract", other)
+
+    def __imul__(self, other: Operand) -> Value:
+        """``self *= other``: in place under no_grad, else recorded as ``*``."""
+        return self._in_place("multiply", other)
+
+    def __itruediv__(self, other: Operand) -> Value:
+        """``self /= other``: in place under no_grad, else recorded as ``/``."""
+        return self._in_place("divide", other)
+
+    # ---- operators (each records one table entry) -------------------------------------------------
+
+    def __add__(self, other: Operand) -> Value:
+        """``self + other``."""
+        return record(TABLE.add, (self, other))  # type: ignore[no-any-return]
+
+    def __radd__(self, other: Operand) -> Value:
+        """``other + self``."""
+        return record(TABLE.add, (other, self))  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Operand) -> Value:
+        """``self - other``."""
+        return record(TABLE.subtract, (self, other))  # type: ignore[no-any-return]
+
+    def __rsub__(self, other: Operand) -> Value:
+        """``other - self``."""
+        return record(TABLE.subtract, (other, self))  # type: ignore[no-any-return]
+
+    def __mul__(self, other: Operand) -> Value:
+        """``self * other``."""
+        return record(TABLE.multiply, (self, other))  # type: ignore[no-any-return]
+
+    def __rmul__(self, other: Operand) -> Value:
+        """``other * self``."""
+        return record(TABLE.multiply, (other, self))  # type: ignore[no-any-return]
+
+    def __truediv__(self, other: Operand) -> Value:
+        """``self / other``."""
+        return record(TABLE.divide, (self, other))  # type: ignore[no-any-return]
+
+    def __rtruediv__(self, other: Operand) -> Value:
+        """``other / self``."""
+        return record(TABLE.divide, (other, self))  # type: ignore[no-any-return]
+
+    def __pow__(self, other: Operand) -> Value:
+        """``self ** other``."""
+        return record(TABLE.power, (self, other))  # type: ignore[no-any-return]
+
+    def __rpow__(self, other: Operand) -> Value:
+        """``other ** self``."""
+        return record(TABLE.power, (other, self))  # type: ignore[no-any-return]
+
+    def __matmul__(self, other: Operand) -> Value:
+        """``self @ other``."""
+        return record(TABLE.matmul, (self, other))  # type: ignore[no-any-return]
+
+    def __rmatmul__(self, other: Operand) -> Value:
+        """``other @ self``."""
+        return record(TABLE.matmul, (other, self))  # type: ignore[no-any-return]
+
+    def __neg__(self) -> Value:
+        """``-self``."""
+        return record(TABLE.negative, (self,))  # type: ignore[no-any-return]
+
+    def __pos__(self) -> Value:
+        """``+self``: the Value itself."""
+        return self
+
+    def __abs__(self) -> Value:
+        """``abs(self)``."""
+        return record(TABLE.abs, (self,))  # type: ignore[no-any-return]
+
+    def __getitem__(self, index: Any) -> Value:
+        """``self[index]``: basic, advanced and boolean indexing, as numpy (repeated positions add up)."""
+        return record(TABLE.getitem, (self,), {"index": _as_index(index)})  # type: ignore[no-any-return]
+
+    # Comparisons look at the data: a numpy bool array, no gradient (a mask for where()).
+    def __lt__(self, other: Operand) -> np.ndarray:
+        """Elementwise ``<`` of the data: a numpy bool array."""
+        return np.less(self._data, data_of(other))  # type: ignore[no-any-return]
+
+    def __le__(self, other: Operand) -> np.ndarray:
+        """Elementwise ``<=`` of the data: a numpy bool array."""
+        return np.less_equal(self._data, data_of(other))  # type: ignore[no-any-return]
+
+    def __gt__(self, other: Operand) -> np.ndarray:
+        """Elementwise ``>`` of the data: a numpy bool array."""
+        return np.greater(self._data, data_of(other))  # type: ignore[no-any-return]
+
+    def __ge__(self, other: Operand) -> np.ndarray:
+        """Elementwise ``>=`` of the data: a numpy bool array."""
+        return np.greater_equal(self._data, data_of(other))  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> Any:  # an array, not a bool: as numpy
+        """Elementwise ``==`` of the data: a numpy bool array."""
+        return np.equal(self._data, data_of(other))
+
+    def __ne__(self, other: object) -> Any:
+        """Elementwise ``!=`` of the data: a numpy bool array."""
+        return np.not_equal(self._data, data_of(other))
+
+    # ---- elementwise functions ----------------------------------------------------------------------
+
+    def exp(self) -> Value:
+        """e ** self, elementwise."""
+        return record(TABLE.exp, (self,))  # type: ignore[no-any-return]
+
+    def log(self) -> Value:
+        """Natural logarithm, elementwise."""
+        return record(TABLE.log, (self,))  # type: ignore[no-any-return]
+
+    def sqrt(self) -> Value:
+        """Square root, elementwise."""
+        return record(TABLE.sqrt, (self,))  # type: ignore[no-any-return]
+
+    def abs(self) -> Value:
+        """Absolute value, elementwise."""
+        return record(TABLE.abs, (self,))  # type: ignore[no-any-return]
+
+    def tanh(self) -> Value:
+        """Hyperbolic tangent, elementwise."""
+        return record(TABLE.tanh, (self,))  # type: ignore[no-any-return]
+
+    def sigmoid(self) -> Value:
+        """1 / (1 + exp(-self)), elementwise, without overflow."""
+        return record(TABLE.sigmoid, (self,))  # type: ignore[no-any-return]
+
+    def relu(self) -> Value:
+        """max(self, 0), elementwise."""
+        return record(TABLE.relu, (self,))  # type: ignore[no-any-return]
+
+    def softplus(self) -> Value:
+        """log(1 + exp(self)), elementwise, without overflow."""
+        return TABLE.softplus(self)  # type: ignore[no-any-return]
+
+    def clip(self, lo: Operand | None = None, hi: Operand | None = None) -> Value:
+        """Elementwise clipped to [lo, hi], as ``np.clip``."""
+        return record(TABLE.clip, (self,), {"lo": lo, "hi": hi})  # type: ignore[no-any-return]
+
+    def astype(self, dtype: Any) -> Value:
+        """The data cast to a float dtype; the gradient is cast back."""
+        return record(TABLE.astype, (self,), {"dtype": _float_dtype(dtype)})  # type: ignore[no-any-return]
+
+    def float(self) -> Value:
+        """Cast to float32, as PyTorch's ``.float()``."""
+        return self.astype(np.float32)
+
+    # ---- reductions -------------------------------------------------------------------------------
+
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Sum over ``axis`` (all axes when None)."""
+        return record(TABLE.sum, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Arithmetic mean over ``axis`` (all axes when None)."""
+        return record(TABLE.mean, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
+
+    def var(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Population variance over ``axis`` (``ddof=0``, as numpy)."""
+        return TABLE.var(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Largest element over ``axis``; ties share the gradient."""
+        return record(TABLE.max, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Smallest element over ``axis``; ties share the gradient."""
+        return record(TABLE.min, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """log(sum(exp(self))) over ``axis``, without overflow."""
+        return TABLE.logsumexp(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def softmax(self, axis: int = -1) -> Value:
+        """exp(self) / sum(exp(self)) along ``axis``."""
+        return TABLE.softmax(self, axis=axis)  # type: ignore[no-any-return]
+
+    def log_softmax(self, axis: int = -1) -> Value:
+        """log(softmax(self)) along ``axis``, computed stably."""
+        return TABLE.log_softmax(self, axis=axis)  # type: ignore[no-any-return]
+
+    # ---- shapes -----------------------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Value:
+        """The same elements in a new shape: ``v.reshape(2, 3)`` or ``v.reshape((2, 3))``."""
+        return record(TABLE.reshape, (self,), {"shape": shape[0] if len(shape) == 1 else shape})  # type: ignore[no-any-return]
+
+    def view(self, *shape: Any) -> Value:
+        """PyTorch's name for :meth:`reshape`."""
+        return self.reshape(*shape)
+
+    def transpose(self, *axes: Any) -> Value:
+        """Axes permuted: reversed by default, or ``v.transpose(1, 0, 2)`` / ``v.transpose((1, 0, 2))``."""
+        if len(axes) == 1 and not isinstance(axes[0], int | np.integer):
+            axes = tuple(axes[0])
+        return record(TABLE.transpose, (self,), {"axes": tuple(axes) if axes else None})  # type: ignore[no-any-return]
+
+    @property
+    def T(self) -> Value:  # noqa: N802 - numpy's name
+        """The Value with its axes reversed."""
+        return record(TABLE.transpose, (self,))  # type: ignore[no-any-return]
+
+    def flatten(self) -> Value:
+        """A 1-d Value of the elements, in C order."""
+        return TABLE.flatten(self)  # type: ignore[no-any-return]
+
+    def squeeze(self, axis: Axis = None) -> Value:
+        """Without the axes of size 1 (only ``axis`` when given)."""
+        return TABLE.squeeze(self, axis=axis)  # type: ignore[no-any-return]
+
+    def unsqueeze(self, axis: int) -> Value:
+        """A new axis of size 1 at ``axis``: PyTorch's name for ``mg.expand_dims``."""
+        return TABLE.expand_dims(self, axis=axis)  # type: ignore[no-any-return]
 
 
-def _own(g: Any, dtype: np.dtype, taken: set[int] | None) -> Any:
-    """``g`` as a leaf's own gradient: adopted as it is when nothing else can see it, else copied.
+_new_value = object.__new__
 
-    NOTE: adopting saves a full copy of every parameter's gradient per step (8 MB for a 1000x1000
-    weight). A view (``g.base``), a read-only array or one already handed out must be copied.
-    """
-    if (isinstance(g, np.ndarray) and g.dtype == dtype and g.base is None and g.flags.writeable
-            and id(g) not in taken):
-        return g
-    return g.astype(dtype)
 
+class _Count(int):
+    """An element count that says what to type when called as PyTorch's ``v.size()``."""
+
+    def __call__(self, *dim: Any) -> Any:
+        raise TypeError("v.size is numpy's element count, not a method; PyTorch's v.size() is v.shape "
+                        "here (and v.size(d) is v.shape[d])")
+
+
+class _Grad(np.ndarray):
+    """A gradient as handed out by ``Value.grad``: a plain numpy array, except that the two PyTorch
+    spellings that would otherwise fail with numpy's confusing message say what to type instead."""
+
+    @staticmethod
+    def of(g: Any) -> Any:
+        return g.view(_Grad) if type(g) is np.ndarray else g
+
+    def __array_wrap__(self, arr: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        # What numpy computes from a gradient is a plain array again.
+        out = np.asarray(arr)
+        return out[()] if return_scalar else out
+
+    def zero_(self) -> None:
+        raise GradientError("p.grad.zero_(): a gradient is a numpy array here; call p.zero_grad() "
+                            "(or optimizer.zero_grad()) to forget it")
+
+    @property
+    def data(self) -> Any:   # type: ignore[override]
+        raise GradientError("p.grad.data: a gradient is already a plain numpy array here; use p.grad "
+                            "itself (e.g. `with mg.no_grad(): p -= lr * p.grad`)")
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise DTypeError(f"Value: dtype={dtype!r} is not a dtype numpy knows ({e})") from None
+    if dt.kind != "f":
+        raise DTypeError(f"Value: dtype must be a float dtype, got {dt}")
+    return dt
+
+
+def _as_index(index: Any) -> Any:
+    """Index parts as numpy takes them (a list becomes an array); a Value is refused."""
+    if isinstance(index, tuple):
+        return tuple(_as_index(p) for p in index)
+    if isinstance(index, Value):
+        # A Value holds floats, even one made from a boolean mask, so it cannot say whether [1., 0., 1.]
+        # means positions or a mask. Positions or masks are not differentiable anyway: ask for an array.
+        raise DTypeError("a Value cannot be an index (Values hold floats, so a mask and positions look "
+                         "alike); index with an integer or boolean numpy array instead")
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+# --------------------------------------------------------------------------------------------------
+# numpy's own functions called on Values: np.mean(v), np.exp(v), array * v
+# --------------------------------------------------------------------------------------------------
+
+# Functions whose result carries no gradient (shapes, tests, masks): answered from the data.
+_NUMPY_INSPECT = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_equal, np.array_equiv,
+                  np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.result_type,
+                  np.may_share_memory, np.shares_memory, np.isfinite, np.isnan, np.isinf, np.signbit,
+                  np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
+                  np.logical_and, np.logical_or, np.logical_not, np.logical_xor, np.sign,
+                  np.iscomplexobj, np.isrealobj, np.copyto, np.round, np.floor, np.ceil}
+
+
+def _numpy_call(func: Any, method: str, args: Any, kwargs: dict) -> Any:
+    if method == "__call__" and not kwargs.get("out"):
+        op = TABLE.numpy.get(func)
+        if op is not None:
+            kwargs = {k: v for k, v in kwargs.items() if not (k in ("dtype", "out") and v is None)}
+            try:
+                inspect.signature(op).bind(*args, **kwargs)
+            except TypeError as e:
+                raise ArgumentError(f"np.{func.__name__} on a Value records microgradx's {op.__name__}, "
+                                    f"which does not take these arguments ({e})") from None
+            return op(*args, **kwargs)
+    if func in _NUMPY_INSPECT or not any(isinstance(a, Value) and a.requires_grad
+                                         for a in _flat(args, kwargs)):
+        # No gradient is asked of the answer: numpy on the data, as for an array.
+        plain_args = _unwrapped(args)
+        plain_kwargs = {k: _unwrapped(v) for k, v in kwargs.items()}
+        if method == "__call__":
+            return func(*plain_args, **plain_kwargs)
+        return getattr(func, method)(*plain_args, **plain_kwargs)
+    name = getattr(func, "__name__", repr(func)) + ("" if method == "__call__" else f".{method}")
+    ours = TABLE.numpy.get(func)
+    hint = (f"call mg.{ours.__name__} without out= or other numpy-only arguments" if ours is not None
+            else "use microgradx's op of that name if it has one (see the ops table), or compute on "
+                 "v.data if no gradient is needed")
+    raise ArgumentError(f"np.{name} on a Value that requires grad would not record a gradient: {hint}")
+
+
+def _flat(args: Any, kwargs: dict) -> Iterator[Any]:
+    stack = [*args, *kwargs.values()]
+    while stack:
+        a = stack.pop()
+        if isinstance(a, list | tuple):
+            stack.extend(a)
+        else:
+            yield a
+
+
+def _unwrapped(x: Any) -> Any:
+    if isinstance(x, Value):
+        return x._data
+    if isinstance(x, list | tuple):
+        return type(x)(_unwrapped(i) for i in x)
+    return x
+
+
+# --------------------------------------------------------------------------------------------------
+# Seeding and storing gradients
+# --------------------------------------------------------------------------------------------------
 
 def _seed(root: Value, gradient: Any) -> Any:
     if gradient is None:
@@ -469,7 +1125,7 @@ def _seed(root: Value, gradient: Any) -> Any:
                 f"backward() on a Value of shape {root.shape} needs gradient=...: only a single-element "
                 "output has an implied seed of 1 (reduce it first, e.g. with .sum() or .mean())"
             )
-        data = root.data
+        data = root._data
         return data.dtype.type(1) if data.ndim == 0 else np.ones(data.shape, data.dtype)
     if isinstance(gradient, Value):
         seed = gradient
@@ -479,6 +1135,42 @@ def _seed(root: Value, gradient: Any) -> Any:
         raise ShapeError(f"backward(): gradient has shape {seed.shape}, expected {root.shape} "
                          "(the shape of the Value it seeds)")
     return seed
+
+
+def _store(grads: dict[Value, Any], seed: Any, create_graph: bool) -> None:
+    """Write a pass's gradients on the nodes: leaves accumulate, interior nodes keep the latest."""
+    leaves = []
+    for node, g in grads.items():
+        if node._op is None:
+            leaves.append((node, g))
+        else:
+            # An interior node keeps its gradient for inspection only, as data: under create_graph
+            # the Value's graph leads back to this node (rules read `ans`), which would be a cycle.
+            node._grad = g._data if isinstance(g, Value) else g
+    taken: set[int] | None = None
+    for node, g in leaves:
+        if create_graph or isinstance(node._grad, Value):    # a Value from an earlier create_graph
+            node._grad = g if node._grad is None else node._grad + g
+        elif node._grad is not None:
+            node._grad = (node._grad + g).astype(node._data.dtype, copy=False)
+        else:
+            if taken is None and isinstance(g, np.ndarray):
+                # Arrays already handed out (the seed, interior gradients): a leaf must not share one,
+                # or an in-place edit of its .grad would show up elsewhere. Numpy scalars cannot be
+                # edited in place, so scalar code skips this walk over the graph.
+                taken = {id(seed)} | {id(g) for n, g in grads.items() if n._op is not None}
+            node._grad = _own(g, node._data.dtype, taken)
+            if taken is not None:
+                taken.add(id(node._grad))
+
+
+def _own(g: Any, dtype: np.dtype, taken: set[int] | None) -> Any:
+    """``g`` as a leaf's own gradient: adopted as it is when nothing else can see it, else copied
+    (a view, a read-only array or one already handed out). Adopting saves a copy per parameter."""
+    if (isinstance(g, np.ndarray) and g.dtype == dtype and g.base is None and g.flags.writeable
+            and id(g) not in taken):
+        return g
+    return g.astype(dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -493,202 +1185,122 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     ``targets``, only the paths that reach a target are followed. With ``create_graph``, rules run on
     Values, so the result is differentiable; otherwise on plain arrays.
     """
-    # Every Value is numbered as it is made, and an op's inputs exist before its result, so the nodes
-    # can be taken newest first: by the time a node is taken, every node that uses it is newer and has
-    # already sent it its share of the gradient. A heap of the nodes holding a gradient gives that order;
-    # no pass is needed beforehand to sort or count the graph, and nothing recurses.
+    # Every Value is numbered as it is made, and an op's inputs exist before its result, so newest first
+    # is a reverse topological order: by the time a node is taken, every node that uses it is newer and
+    # has already sent it its share of the gradient. A heap of the interior nodes holding a gradient
+    # gives that order, with no pass over the graph beforehand and no recursion.
     relevant = _leading_to(targets, _reachable(root)) if targets is not None else None
     grads: dict[Value, Any] = {root: seed}
-    waiting = {root._seq: root}          # nodes holding a gradient, by number
-    newest_first = [-root._seq]          # their numbers, negated: a min-heap gives the newest first
+    newest_first = [(-root._seq, root)] if root._op is not None else []
     anomaly = _Mode.anomaly
     previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
     try:
         while newest_first:
-            node = waiting.pop(-heapq.heappop(newest_first))
-            if node._op is None:
-                continue          # a leaf: its gradient is complete, and it has no inputs to pass on to
-            g = grads[node]
-            x, y, more = node._x, node._y, node._more
-            vjps, params = node._op.vjps, node._params
+            node = heapq.heappop(newest_first)[1]
+            g, op = grads[node], node._op
+            if node._changed > node._seq:
+                _refuse_changed(node, node)
+            x, y, params = node._x, node._y, node._params
+            args = (x,) if y is _NO_INPUT else (x, y) + node._more
             if create_graph:
-                ans, inputs = node, node._args
+                ans, inputs = node, args
             else:
-                # NOTE: the inputs' data spelled out for the usual one or two inputs, and the rules
-                # called with positional arguments when they can be: together about a sixth of
-                # scalar-mode backward, against a comprehension and f(*inputs).
-                ans = node.data
-                xd = x.data if isinstance(x, Value) else x
-                if y is _NO_INPUT:
-                    inputs = (xd,)
-                else:
-                    yd = y.data if isinstance(y, Value) else y
-                    inputs = (xd, yd)
-                    if more:
-                        inputs += tuple(a.data if isinstance(a, Value) else a for a in more)
-            positional = not (create_graph or params or more)
-            for i, arg in enumerate((x, y) + more):
-                if not isinstance(arg, Value) or not arg.requires_grad or vjps[i] is None:
-                    continue      # a constant, a Value that needs no gradient, or a mask
-                if relevant is not None and arg not in relevant:
-                    continue
-                if positional:
-                    gi = vjps[i](g, ans, xd) if y is _NO_INPUT else vjps[i](g, ans, xd, yd)
-                else:
-                    try:
-                        gi = vjps[i](g, ans, *inputs, **params)
-                    except AnomalyError as e:    # under create_graph the rule's own ops check themselves
-                        raise AnomalyError(f"backward of {_describe(node)}, input #{i}: {e}") from None
-                if gi.shape != arg.data.shape:
-                    gi = _ops.unbroadcast(gi, arg.data.shape)
+                ans, inputs = node._data, tuple([a._data if isinstance(a, Value) else a for a in args])
+            for i, arg in enumerate(args):
+                if not isinstance(arg, Value) or not arg.requires_grad:
+                    continue      # a constant, or a Value that needs no gradient
+                rule = op.vjps[i]
+                if rule is None or (relevant is not None and arg not in relevant):
+                    continue      # an input with no derivative (a mask), or one leading to no target
+                if arg._changed > node._seq:
+                    _refuse_changed(node, arg)
+                try:
+                    gi = rule(g, ans, *inputs, **params)
+                except AnomalyError as e:    # under create_graph the rule's own ops check themselves
+                    raise AnomalyError(f"backward of {_describe(node)}, input #{i}: {e}") from None
+                if gi.shape != arg._data.shape:
+                    gi = _unbroadcast(gi, arg._data.shape, node, i)
                 if anomaly:
                     _check_backward(gi, node, i)
                 previous = grads.get(arg)
-                if previous is None:
-                    grads[arg] = gi
-                    waiting[arg._seq] = arg
-                    heapq.heappush(newest_first, -arg._seq)
-                else:
+                if previous is not None:
                     grads[arg] = previous + gi
+                else:
+                    grads[arg] = gi
+                    if arg._op is not None:    # a leaf has no inputs to pass its gradient on to
+                        heapq.heappush(newest_first, (-arg._seq, arg))
     finally:
         _Mode.grad_enabled = previous_mode
     return grads
 
 
-def _reachable(root: Value) -> set[Value]:
-    """The nodes that led to ``root`` and need a gradient (root included)."""
+_by_seq = operator.attrgetter("_seq")
+
+
+def _reachable(root: Value) -> list[Value]:
+    """The nodes that led to ``root`` and need a gradient (root included), in no particular order."""
     seen = {root}
     stack = [root]
     while stack:
         node = stack.pop()
-        for arg in node._args:
-            if isinstance(arg, Value) and arg.requires_grad and arg not in seen:
-                seen.add(arg)
-                stack.append(arg)
-    return seen
+        x, y = node._x, node._y
+        if isinstance(x, Value) and x.requires_grad and x not in seen:
+            seen.add(x)
+            stack.append(x)
+        if isinstance(y, Value) and y.requires_grad and y not in seen:
+            seen.add(y)
+            stack.append(y)
+        for a in node._more:
+            if isinstance(a, Value) and a.requires_grad and a not in seen:
+                seen.add(a)
+                stack.append(a)
+    return list(seen)
 
 
-def _leading_to(targets: tuple[Value, ...], nodes: set[Value]) -> set[Value]:
+def _leading_to(targets: tuple[Value, ...], nodes: list[Value]) -> set[Value]:
     """The nodes among ``nodes`` from which some target can be reached (targets included)."""
-    relevant = {t for t in targets if t in nodes}
+    relevant = {t for t in targets if t in set(nodes)}
     # Oldest first, so that a node's inputs are settled before it: it leads to a target if one does.
-    for node in sorted(nodes, key=operator.attrgetter("_seq")):
+    for node in sorted(nodes, key=_by_seq):
         if node not in relevant and any(isinstance(a, Value) and a in relevant for a in node._args):
             relevant.add(node)
     return relevant
 
 
+def _unbroadcast(g: Any, shape: tuple[int, ...], node: Value, argnum: int) -> Any:
+    """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g``'s shape.
+
+    Written with ``.sum`` and ``.reshape``, which arrays and Values share, so the engine needs no op.
+    """
+    gshape = np.shape(g)
+    extra = len(gshape) - len(shape)
+    if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, gshape[extra:], strict=True)):
+        raise GradientError(f"backward of {_describe(node)}: the rule for input #{argnum} returned shape "
+                            f"{gshape}, which does not broadcast from the input's shape {shape}")
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
+    axes = tuple(range(extra)) + stretched
+    if axes:
+        g = g.sum(axis=axes)
+    return g.reshape(shape) if np.shape(g) != shape else g
+
+
+def _refuse_changed(node: Value, changed: Value) -> None:
+    what = "its output" if changed is node else f"its input {changed!r}"
+    raise GradientError(
+        f"backward of {_describe(node)}: {what} was changed in place after the op used it (an in-place "
+        "operator, an optimizer step or an assignment to .data), so the recorded derivative no longer "
+        "holds; recompute the forward pass after changing the data")
+
+
+def _describe(node: Value) -> str:
+    site = f", made at {node._site}" if node._site else ""
+    return f"'{node._op.name if node._op else 'leaf'}' (output shape {node.shape}{site})"
+
+
 def _check_backward(g: Any, node: Value, argnum: int) -> None:
-    data = g.data if isinstance(g, Value) else g
+    data = g._data if isinstance(g, Value) else g
     if not np.all(np.isfinite(data)):
         raise AnomalyError(
             f"backward of {_describe(node)} produced {_nonfinite_kind(data)} in the gradient of its "
             f"input #{argnum}"
         )
-
-
-def check_forward(out: Any, node_op: Primitive, site: str | None) -> None:
-    """Anomaly mode: raise if an op's output holds NaN or inf."""
-    if not np.all(np.isfinite(out)):
-        where = f", made at {site}" if site else ""
-        raise AnomalyError(f"forward of '{node_op.name}' produced {_nonfinite_kind(out)} "
-                           f"(output shape {np.shape(out)}{where})")
-
-
-def _nonfinite_kind(a: Any) -> str:
-    a = np.asarray(a)
-    kinds = [k for k, present in (("NaN", np.isnan(a).any()), ("inf", np.isinf(a).any())) if present]
-    return " and ".join(kinds) or "non-finite values"
-
-
-# --------------------------------------------------------------------------------------------------
-# Functional API: gradients of functions, to any order
-# --------------------------------------------------------------------------------------------------
-
-def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
-    """Return a function computing ``(f(*args), df/dargs[argnums])``.
-
-    ``f`` must return a single number (a Value of one element). Called on plain numbers or arrays, the
-    function returns the value and the gradients as numpy arrays (each its own, in its input's dtype).
-    Called inside another ``grad``'s function, or with any argument a Value that requires grad, it
-    returns Values recorded in the graph, so they can be differentiated again: ``grad(grad(f))`` is the
-    second derivative, and so on to any order. ``argnums`` counts from the end when negative, as
-    indexing does. Nothing is written to ``.grad``.
-    """
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
-
-    def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        n_args = len(args)
-        if any(isinstance(n, bool) or not isinstance(n, int) or not -n_args <= n < n_args for n in nums):
-            raise GradientError(f"grad: argnums={argnums!r}, but the function was called with {len(args)} "
-                                "positional arguments")
-        positions = [n % len(args) for n in nums]
-        # The gradient must itself be recorded when someone outside may differentiate it again: an
-        # enclosing grad whose function is running, or a caller who passed a Value that requires grad.
-        nested = _Mode.grads_running > 0 or any(
-            isinstance(a, Value) and a.requires_grad for a in (*args, *kwargs.values()))
-        args_list = list(args)
-        targets: dict[int, Value] = {}
-        with enable_grad():
-            for n in dict.fromkeys(positions):     # each position once, even if named twice
-                a = args[n]
-                # A new node for each position: the derivative is then with respect to this argument
-                # alone, not to every use of the same Value elsewhere (another argument, a closure),
-                # which would mix up the levels of a nested derivative.
-                traced = isinstance(a, Value) and a.requires_grad
-                args_list[n] = targets[n] = _ops.identity(a) if traced else Value(a)
-            _Mode.grads_running += 1
-            try:
-                out = f(*args_list, **kwargs)
-            finally:
-                _Mode.grads_running -= 1
-        if not isinstance(out, Value):
-            out = Value(out, requires_grad=False)   # f ignored its inputs: the gradient is zero
-        if out.size != 1:
-            raise GradientError(f"grad: the function must return a single number, got shape {out.shape}; "
-                                "reduce it first (e.g. .sum()) or use backward(gradient=...)")
-        grads = {}
-        if out.requires_grad:
-            grads = backprop(out, np.ones_like(out.data), nested, tuple(targets.values()))
-        results = []
-        for n in positions:
-            t = targets[n]
-            g = grads.get(t)
-            if g is None:
-                g = np.zeros_like(t.data)
-            if nested:
-                results.append(as_value(g))
-            else:
-                # A copy: the pass may hand the same array to several inputs, or a read-only view.
-                g = np.array(data_of(g), dtype=t.data.dtype)
-                results.append(g[()] if g.ndim == 0 else g)
-        value = out if nested else out.data
-        return value, (results[0] if single else tuple(results))
-
-    wrapped.__name__ = f"value_and_grad_{getattr(f, '__name__', 'f')}"
-    wrapped.__doc__ = f"Value and gradient of {getattr(f, '__name__', 'f')} w.r.t. argument(s) {argnums}."
-    return wrapped
-
-
-def grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
-    """Return a function computing the gradient of scalar-valued ``f`` w.r.t. argument(s) ``argnums``.
-
-    >>> print(grad(lambda x: x**3)(3.0))          # 3 * 3**2
-    27.0
-    >>> print(grad(grad(lambda x: x**3))(3.0))    # 6 * 3
-    18.0
-    """
-    vg = value_and_grad(f, argnums)
-
-    def gradient(*args: Any, **kwargs: Any) -> Any:
-        return vg(*args, **kwargs)[1]
-
-    gradient.__name__ = f"grad_{getattr(f, '__name__', 'f')}"
-    gradient.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} w.r.t. argument(s) {argnums}."
-    return gradient
-
-
-# The reverse pass sums gradients back to their inputs' shapes with ops.unbroadcast. ops.py imports this
-# module (for Value), so this module takes ops as a module object, read when backward runs.
-from . import ops as _ops  # noqa: E402

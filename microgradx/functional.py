@@ -1,29 +1,36 @@
 """Composites: ops built from the primitives in ``ops.py``, with no derivative code of their own.
 
 Their gradients (and higher derivatives) come from the primitives they are made of. Each accepts Values,
-numpy arrays and numbers alike, like the primitives.
-
-The end of this file binds the primitives and composites to ``Value`` as operators and methods
-(``v + w``, ``v.exp()``, ``v.sum(axis=0)``), so each op is still defined in one place only.
+numpy arrays and numbers alike, like the primitives, and is registered in the engine's op table, which
+``Value``'s methods (``v.softmax()``) and numpy's functions on Values (``np.var(v)``) call.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import ops
-from .engine import Value, as_value, data_of
-from .errors import AxisError, DTypeError, ShapeError
+from .engine import TABLE, Value, as_value, data_of
+from .errors import AxisError, ShapeError
 
-__all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
-           "expand_dims"]
+__all__ = ["var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def composite(numpy: Any = None) -> Callable[[F], F]:
+    """Register a composite in the op table; ``numpy`` is the numpy function it stands for, if any."""
+    def register(fn: F) -> F:
+        fn.numpy = numpy  # type: ignore[attr-defined]
+        return TABLE.register(fn)  # type: ignore[no-any-return]
+    return register
 
 
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
-    """``axis`` unchanged, once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""
+    """``axis`` once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""
     shape = np.shape(data_of(x))
     try:
         axes = ops._normalize_axes(axis, len(shape) + new_axis)
@@ -32,28 +39,18 @@ def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
     if isinstance(axis, list) or len(set(axes)) != len(axes):
         raise AxisError(f"{name}: input of shape {shape}, axis={axis!r}: expected one axis or a tuple of "
                         "distinct axes")
-    return axis
+    return None if not shape and not new_axis else axis    # axis 0 of a 0-d array is all of it
 
 
-def _reduced_size(shape: tuple[int, ...], axis: Any) -> int:
-    if axis is None:
-        return math.prod(shape)
-    return math.prod(shape[a] for a in ops._normalize_axes(axis, len(shape)))
-
-
-def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Arithmetic mean over ``axis`` (all axes when None), as ``np.mean``."""
-    axis = _checked("mean", x, axis)
-    return ops.sum(x, axis=axis, keepdims=keepdims) / _reduced_size(np.shape(x), axis)
-
-
+@composite(np.var)
 def var(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """Population variance over ``axis`` (``ddof=0``, as ``np.var``)."""
     axis = _checked("var", x, axis)
-    centred = x - mean(x, axis=axis, keepdims=True)
-    return mean(centred * centred, axis=axis, keepdims=keepdims)
+    centred = x - ops.mean(x, axis=axis, keepdims=True)
+    return ops.mean(centred * centred, axis=axis, keepdims=keepdims)
 
 
+@composite()
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(x))) over ``axis``, without overflow for large x."""
     x = as_value(x)
@@ -66,6 +63,7 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return out
 
 
+@composite()
 def softmax(x: Any, axis: int = -1) -> Any:
     """exp(x) / sum(exp(x)) along ``axis``: non-negative, sums to 1 along that axis."""
     x = as_value(x)
@@ -84,12 +82,14 @@ def _shift(x: Value, axis: Any) -> np.ndarray:
     return np.where(np.isfinite(shift), shift, 0)
 
 
+@composite()
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """log(softmax(x)) along ``axis``, computed as x - logsumexp(x), which stays finite."""
     axis = _checked("log_softmax", x, axis)
     return x - logsumexp(x, axis=axis, keepdims=True)
 
 
+@composite()
 def softplus(x: Any) -> Any:
     """log(1 + exp(x)), computed without overflow for any x; smooth, with exact derivatives of all orders."""
     # NOTE: two branches, each fed only the inputs it is safe on (the inner where), so that exp() never
@@ -102,11 +102,13 @@ def softplus(x: Any) -> Any:
     return ops.where(positive, xp + ops.log(1 + ops.exp(-xp)), ops.log(1 + ops.exp(xn)))
 
 
+@composite()
 def flatten(x: Any) -> Any:
     """A 1-d copy of x's elements (C order)."""
     return ops.reshape(x, (-1,))
 
 
+@composite(np.squeeze)
 def squeeze(x: Any, axis: Any = None) -> Any:
     """x without the axes of size 1 (only ``axis`` when given), as ``np.squeeze``."""
     shape = np.shape(data_of(x))
@@ -117,86 +119,8 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     return ops.reshape(x, np.squeeze(np.empty(shape, dtype=bool), axis=axis).shape)
 
 
+@composite(np.expand_dims)
 def expand_dims(x: Any, axis: int) -> Any:
     """x with a new axis of size 1 at ``axis``, as ``np.expand_dims``."""
     axis = _checked("expand_dims", x, axis, new_axis=True)
     return ops.reshape(x, np.expand_dims(np.empty(np.shape(x), dtype=bool), axis).shape)
-
-
-# --------------------------------------------------------------------------------------------------
-# Value's operators and methods
-# --------------------------------------------------------------------------------------------------
-
-def _as_index(part: Any) -> Any:
-    """Index parts as numpy takes them (a list becomes an array); a Value is refused."""
-    if isinstance(part, Value):
-        # A Value holds floats, even one made from a boolean mask, so it cannot say whether [1., 0., 1.]
-        # means positions or a mask. Positions or masks are not differentiable anyway: ask for an array.
-        raise DTypeError("a Value cannot be an index (Values hold floats, so a mask and positions look "
-                         "alike); index with an integer or boolean numpy array instead")
-    if isinstance(part, list):
-        part = np.asarray(part)
-    return part
-
-
-def _getitem(self: Value, index: Any) -> Value:
-    index = tuple(_as_index(p) for p in index) if isinstance(index, tuple) else _as_index(index)
-    return ops.getitem(self, index=index)
-
-
-def _reshape(self: Value, *shape: Any) -> Value:
-    """``v.reshape(2, 3)`` or ``v.reshape((2, 3))``, as numpy."""
-    return ops.reshape(self, shape=shape[0] if len(shape) == 1 else shape)
-
-
-def _transpose(self: Value, *axes: Any) -> Value:
-    """``v.transpose()`` reverses the axes; ``v.transpose(1, 0, 2)`` or ``v.transpose((1, 0, 2))``."""
-    if len(axes) == 1 and not isinstance(axes[0], int | np.integer):
-        axes = axes[0]
-    return ops.transpose(self, axes=tuple(axes) if axes else None)
-
-
-def _compare(ufunc: Any) -> Any:
-    def compare(self: Value, other: Any) -> np.ndarray:
-        return ufunc(self.data, other.data if isinstance(other, Value) else other)
-    compare.__doc__ = f"Elementwise ``{ufunc.__name__}`` of the data: a numpy bool array (no gradient)."
-    return compare
-
-
-def _bind() -> None:
-    def binary(op: ops.Primitive) -> tuple[Any, Any]:
-        return ops.binary_method(op), ops.binary_method(op, reflected=True)
-
-    v = Value
-    v.__add__, v.__radd__ = binary(ops.add)
-    v.__sub__, v.__rsub__ = binary(ops.subtract)
-    v.__mul__, v.__rmul__ = binary(ops.multiply)
-    v.__truediv__, v.__rtruediv__ = binary(ops.divide)
-    v.__pow__, v.__rpow__ = binary(ops.power)
-    v.__matmul__, v.__rmatmul__ = binary(ops.matmul)
-    v.__neg__ = ops.unary_method(ops.negative)
-    v.__pos__ = lambda self: self
-    v.__abs__ = ops.unary_method(ops.abs)
-    v.__getitem__ = _getitem
-    for name, ufunc in (("__lt__", np.less), ("__le__", np.less_equal), ("__gt__", np.greater),
-                        ("__ge__", np.greater_equal), ("__eq__", np.equal), ("__ne__", np.not_equal)):
-        setattr(v, name, _compare(ufunc))
-    for name in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu"):
-        setattr(v, name, ops.unary_method(getattr(ops, name)))
-    v.sum = lambda self, axis=None, keepdims=False: ops.sum(self, axis=axis, keepdims=keepdims)
-    v.max = lambda self, axis=None, keepdims=False: ops.max(self, axis=axis, keepdims=keepdims)
-    v.min = lambda self, axis=None, keepdims=False: ops.min(self, axis=axis, keepdims=keepdims)
-    v.mean = mean
-    v.var = var
-    v.clip = lambda self, lo=None, hi=None: ops.clip(self, lo=lo, hi=hi)
-    v.reshape = _reshape
-    v.transpose = _transpose
-    v.T = property(lambda self: ops.transpose(self), doc="The Value with its axes reversed, as ``.T``.")
-    v.flatten = flatten
-    v.squeeze = squeeze
-    v.logsumexp = logsumexp
-    v.softmax = softmax
-    v.log_softmax = log_softmax
-
-
-_bind()

@@ -25,220 +25,34 @@ live in ``functional.py``.
 from __future__ import annotations
 
 import builtins
-import functools
-import inspect
 import math
 import operator
-import pickle
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .engine import _NO_PARAMS, Value, _Mode, _user_site, check_forward, data_of, to_array
-from .errors import ArgumentError, AxisError, DTypeError, ShapeError
+from .engine import TABLE, Primitive, Rule, data_of
+from .errors import ArgumentError, ShapeError
 
-Rule = Callable[..., Any]
-PRIMITIVES: dict[str, Primitive] = {}
-
-
-class Primitive:
-    """One differentiable op: a numpy forward function and a derivative rule per input."""
-
-    def __init__(self, forward: Callable[..., Any], vjps: Sequence[Rule | None], expects: str,
-                 variadic: bool = False) -> None:
-        self.name = self.__name__ = forward.__name__
-        self.forward = forward
-        self.vjps = vjps
-        self.expects = expects
-        # Inputs are the positional arguments that have a rule; the rest are parameters (axis, shape...).
-        self.n_inputs = sys.maxsize if variadic else len(vjps)
-        names = list(inspect.signature(forward).parameters)
-        self.param_names = () if variadic else tuple(names[len(vjps):])
-        self.__doc__ = forward.__doc__
-        self.__wrapped__ = forward
-
-    def __repr__(self) -> str:
-        return f"<primitive {self.name}>"
-
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        # Pickled by name: a recorded node refers to its op, and the op's forward function and rules
-        # (lambdas among them) cannot be pickled themselves. Unpickling finds the same op in the table,
-        # so only an op that the table holds under its name can be pickled.
-        if PRIMITIVES.get(self.name) is not self:
-            raise pickle.PicklingError(f"op {self.name!r} is not the one registered under that name, so a "
-                                       "pickle could not find it again")
-        return _primitive_named, (self.name,)
-
-    def __deepcopy__(self, memo: dict) -> Primitive:
-        return self     # an op is a function: copies of a graph share it
-
-    def __call__(self, *args: Any, **params: Any) -> Any:
-        if len(args) > self.n_inputs:
-            args, params = self._positional_params(args, params)
-        for a in args:
-            if isinstance(a, Value):
-                break
-        else:
-            # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
-            return self.forward(*args, **params)
-
-        # At least one Value: unwrap the inputs, run numpy, and record the result as a graph node.
-        raw = []
-        needs_grad = False
-        converted = None
-        for i, a in enumerate(args):
-            if isinstance(a, Value):
-                raw.append(a.data)
-                needs_grad = needs_grad or a.requires_grad
-            elif isinstance(a, (float, int)) or self.vjps[i] is None:  # noqa: UP038 - tuple is faster
-                raw.append(a)
-            else:
-                # Lists, boolean and integer arrays become floats once, so the rules see the same arrays
-                # later: of the Values' precision when that is lower than float64, so that a float32 x
-                # times a boolean mask or an integer array stays float32 (as PyTorch does; numpy keeps
-                # float32 for booleans and small integers only).
-                c = to_array(a, self.name)
-                if c is not a and c.dtype != (values_dtype := _values_dtype(args)):
-                    c = c.astype(values_dtype)
-                raw.append(c)
-                if c is not a:
-                    converted = converted or list(args)
-                    converted[i] = c
-        try:
-            out = self.forward(*raw, **params)
-        except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
-            raise _explain(self, raw, params, e) from e
-        site = None
-        if _Mode.anomaly:
-            site = _user_site()
-            check_forward(out, self, site)
-        if needs_grad and _Mode.grad_enabled:
-            inputs = args if converted is None else tuple(converted)
-            node = Value._from_op(out, self, *inputs[:2], more=inputs[2:], params=params or _NO_PARAMS)
-            node._site = site
-            return node
-        return Value._constant(out)
-
-    def _positional_params(self, args: tuple, params: dict) -> tuple[tuple, dict]:
-        """numpy-style positional parameters, as in ``reshape(x, (2, 3))``: pass them by name."""
-        extra = args[self.n_inputs:]
-        if len(extra) > len(self.param_names):
-            raise ArgumentError(f"{self.name}() takes {self.n_inputs + len(self.param_names)} "
-                            f"positional arguments but {len(args)} were given")
-        positional = dict(zip(self.param_names, extra, strict=False))
-        if twice := sorted(positional.keys() & params.keys()):
-            raise ArgumentError(f"{self.name}() got multiple values for {', '.join(twice)}")
-        params.update(positional)
-        return args[:self.n_inputs], params
+#: Every primitive by name (the engine's registry, which this module fills).
+PRIMITIVES: dict[str, Primitive] = TABLE.primitives
 
 
-# --------------------------------------------------------------------------------------------------
-# Value's operator methods: the hot path of scalar code (micrograd-style loops over single numbers)
-# --------------------------------------------------------------------------------------------------
+def primitive(*vjps: Rule | None, expects: str = "", method: str | None = None,
+              operators: tuple[str, ...] = (), symbol: str | None = None, symmetric: bool = False,
+              numpy: Any = None, variadic: bool = False) -> Callable[[Callable[..., Any]], Primitive]:
+    """Register ``forward`` as a primitive with one derivative rule per positional input.
 
-def _values_dtype(args: tuple) -> np.dtype:
-    """The float dtype the Values among ``args`` hold together (float64 when they disagree upward)."""
-    return np.result_type(*(a.data for a in args if isinstance(a, Value)))
-
-
-def binary_method(op: Primitive, reflected: bool = False) -> Callable[[Value, Any], Any]:
-    """``Value.__mul__`` (or ``__rmul__``) for ``op``.
-
-    NOTE: the same as ``op(self, other)``, with the common case (the other operand a Value or a Python
-    number, grad mode on) done inline: it halves the cost of a scalar op. Everything else, including
-    errors and anomaly mode, takes the general path in ``Primitive.__call__``.
+    The keywords are the entry's metadata: ``method`` and ``operators`` name the ``Value`` method and
+    operators that call it, ``symbol`` labels it in drawings, ``symmetric`` says its inputs can be
+    swapped, and ``numpy`` is the numpy function it stands for (so ``np.exp(v)`` records ``exp``). A
+    ``variadic`` op takes any number of inputs and one rule ``rule(argnum, g, ans, *inputs, **params)``.
     """
-    forward, from_op = op.forward, Value._from_op
-
-    def method(self: Value, other: Any) -> Any:
-        if isinstance(other, Value):
-            other_data = other.data
-            needs_grad = self.requires_grad or other.requires_grad
-        elif isinstance(other, (float, int)) or (  # noqa: UP038 - a tuple is faster than a union here
-                isinstance(other, np.ndarray) and other.dtype.kind == "f"):
-            other_data = other      # a constant that needs no conversion (a batch: xb @ w)
-            needs_grad = self.requires_grad
-        else:
-            needs_grad = False
-        if needs_grad and _Mode.grad_enabled and not _Mode.anomaly:
-            try:
-                if reflected:
-                    return from_op(forward(other_data, self.data), op, other, self)
-                return from_op(forward(self.data, other_data), op, self, other)
-            except Exception:  # noqa: S110 - let the general path raise its explained error
-                pass
-        return op(other, self) if reflected else op(self, other)
-
-    method.__name__ = f"__r{op.name}__" if reflected else f"__{op.name}__"
-    method.__doc__ = op.__doc__
-    return method
-
-
-def unary_method(op: Primitive) -> Callable[[Value], Any]:
-    """``Value.exp`` etc. for ``op``, with the common case inline (see ``binary_method``)."""
-    forward, from_op = op.forward, Value._from_op
-
-    def method(self: Value) -> Any:
-        if self.requires_grad and _Mode.grad_enabled and not _Mode.anomaly:
-            return from_op(forward(self.data), op, self)
-        return op(self)
-
-    method.__name__, method.__doc__ = op.name, op.__doc__
-    return method
-
-
-def primitive(*vjps: Rule | None, expects: str = "") -> Callable[[Callable[..., Any]], Primitive]:
-    """Register ``forward`` as a primitive with one derivative rule per positional input."""
     def register(forward: Callable[..., Any]) -> Primitive:
-        return _register(Primitive(forward, vjps, expects))
+        return TABLE.register(Primitive(forward, vjps, expects, variadic=variadic, method=method,  # type: ignore[no-any-return]
+                                   operators=operators, symbol=symbol, symmetric=symmetric, numpy=numpy))
     return register
-
-
-def _primitive_named(name: str) -> Primitive:
-    return PRIMITIVES[name]
-
-
-def _register(op: Primitive) -> Primitive:
-    PRIMITIVES[op.name] = op
-    return op
-
-
-class _ForEveryInput:
-    """The rule table of a variadic op: one rule, told which input it is for."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-
-    def __getitem__(self, argnum: int) -> Rule:
-        return functools.partial(self.rule, argnum)
-
-
-def _register_variadic(forward: Callable[..., Any], rule: Rule, expects: str) -> Primitive:
-    """Register a primitive taking any number of inputs: ``rule(argnum, g, ans, *inputs, **params)``."""
-    return _register(Primitive(forward, _ForEveryInput(rule), expects, variadic=True))  # type: ignore[arg-type]
-
-
-def _explain(op: Primitive, raw: list, params: dict, e: Exception) -> Exception:
-    shapes = ", ".join(str(np.shape(a)) if _is_numeric(a) else type(a).__name__ for a in raw)
-    extra = "".join(f", {k}={v!r}" for k, v in params.items() if k != "index")
-    where = f"{op.name}: inputs of shape {shapes}{extra}"
-    if isinstance(e, np.exceptions.AxisError):
-        return AxisError(f"{where}: {e}")
-    if isinstance(e, IndexError):
-        return AxisError(f"{where}: bad index {params.get('index')!r} ({e})")
-    if isinstance(e, TypeError):
-        return DTypeError(f"{where}: expected real numbers or arrays, and integers in axes and shapes "
-                          f"({e})")
-    if isinstance(e, ValueError):
-        expected = f"; expected {op.expects}" if op.expects else ""
-        return ShapeError(f"{where}{expected} ({e})")
-    return e
-
-
-def _is_numeric(a: Any) -> bool:
-    return isinstance(a, np.ndarray | np.generic | float | int)
 
 
 BROADCASTS = "shapes that broadcast together (in each trailing dimension equal sizes, or a 1)"
@@ -248,28 +62,32 @@ BROADCASTS = "shapes that broadcast together (in each trailing dimension equal s
 # --------------------------------------------------------------------------------------------------
 
 @primitive(lambda g, ans, a, b: g,
-           lambda g, ans, a, b: g, expects=BROADCASTS)
+           lambda g, ans, a, b: g, expects=BROADCASTS,
+           operators=("__add__", "__radd__"), symbol="+", symmetric=True, numpy=np.add)
 def add(a, b):
     """a + b;  d/da = g,  d/db = g"""
     return a + b
 
 
 @primitive(lambda g, ans, a, b: g,
-           lambda g, ans, a, b: -g, expects=BROADCASTS)
+           lambda g, ans, a, b: -g, expects=BROADCASTS,
+           operators=("__sub__", "__rsub__"), symbol="-", numpy=np.subtract)
 def subtract(a, b):
     """a - b;  d/da = g,  d/db = -g"""
     return a - b
 
 
 @primitive(lambda g, ans, a, b: g * b,
-           lambda g, ans, a, b: g * a, expects=BROADCASTS)
+           lambda g, ans, a, b: g * a, expects=BROADCASTS,
+           operators=("__mul__", "__rmul__"), symbol="*", symmetric=True, numpy=np.multiply)
 def multiply(a, b):
     """a * b;  d/da = g * b,  d/db = g * a"""
     return a * b
 
 
 @primitive(lambda g, ans, a, b: g / b,
-           lambda g, ans, a, b: -g * ans / b, expects=BROADCASTS)
+           lambda g, ans, a, b: -g * ans / b, expects=BROADCASTS,
+           operators=("__truediv__", "__rtruediv__"), symbol="/", numpy=np.divide)
 def divide(a, b):
     """a / b;  d/da = g / b,  d/db = -g * a / b**2  (written -g * ans / b)"""
     return a / b
@@ -281,7 +99,7 @@ def identity(x):
     return x
 
 
-@primitive(lambda g, ans, x: -g)
+@primitive(lambda g, ans, x: -g, operators=("__neg__",), symbol="neg", numpy=np.negative)
 def negative(x):
     """-x;  d/dx = -g"""
     return -x
@@ -301,13 +119,20 @@ def _power_vjp_base(g, ans, a, b):
 
 
 def _power_vjp_exponent(g, ans, a, b):
-    # NOTE: log(a) is -inf at a = 0, where a**b is 0 for b > 0 and the derivative is 0: use log(1) there.
-    if isinstance(a, (int, float)):  # noqa: UP038 - a Python base: its log as a Python float, which
-        return g * ans * float(np.log(a if a != 0 else 1.0))   # keeps the exponent's dtype (float32)
-    return g * ans * log(where(data_of(a) == 0, 1.0, a))
+    # NOTE: d/db a**b = a**b log(a). At a = 0 and b >= 0 that is 0 * -inf; the derivative of 0**b there
+    # is 0 (PyTorch's choice too), so log(1) stands in for log(0). At a = 0 and b < 0 it is inf * -inf
+    # = -inf, left as it is.
+    if isinstance(a, int | float):   # a Python base: its log as a Python float keeps b's dtype (float32)
+        if a == 0:
+            return g * where(data_of(b) >= 0, 0.0, ans * -np.inf)
+        return g * ans * math.log(a)
+    zero = (data_of(a) == 0) & (data_of(b) >= 0)
+    with np.errstate(divide="ignore"):
+        return g * ans * log(where(zero, 1.0, a))
 
 
-@primitive(_power_vjp_base, _power_vjp_exponent, expects=BROADCASTS)
+@primitive(_power_vjp_base, _power_vjp_exponent, expects=BROADCASTS,
+           operators=("__pow__", "__rpow__"), symbol="**", numpy=np.power)
 def power(a, b):
     """a ** b;  d/da = g * b * a**(b-1),  d/db = g * a**b * log(a)"""
     return a ** b
@@ -331,11 +156,13 @@ def _matmul_vjp_right(g, ans, a, b):
 
 @primitive(_matmul_vjp_left, _matmul_vjp_right,
            expects="the last axis of the left operand to equal the second-to-last axis of the right "
-                   "(or the only axis of a 1-d operand); leading batch axes must broadcast")
+                   "(or the only axis of a 1-d operand); leading batch axes must broadcast",
+           operators=("__matmul__", "__rmatmul__"), symbol="@", numpy=np.matmul)
 def matmul(a, b):
     """a @ b;  d/da = g @ b.T,  d/db = a.T @ g  (1-d operands as vectors, batch axes broadcast)"""
     if np.ndim(a) == 0 or np.ndim(b) == 0:
-        raise ShapeError("matmul needs operands with at least one dimension, not scalars")
+        raise ShapeError(f"matmul: inputs of shape {np.shape(a)}, {np.shape(b)}: matmul needs operands with "
+                         "at least one dimension, not scalars (use * for a scalar)")
     return np.matmul(a, b)
 
 
@@ -343,37 +170,37 @@ def matmul(a, b):
 # Elementwise functions
 # --------------------------------------------------------------------------------------------------
 
-@primitive(lambda g, ans, x: g * ans)
+@primitive(lambda g, ans, x: g * ans, method="exp", numpy=np.exp)
 def exp(x):
     """exp(x);  d/dx = g * exp(x)"""
     return np.exp(x)
 
 
-@primitive(lambda g, ans, x: g / x)
+@primitive(lambda g, ans, x: g / x, method="log", numpy=np.log)
 def log(x):
     """log(x) (natural);  d/dx = g / x.  log(0) = -inf, log(<0) = nan, as numpy."""
     return np.log(x)
 
 
-@primitive(lambda g, ans, x: g / (2 * ans))
+@primitive(lambda g, ans, x: g / (2 * ans), method="sqrt", numpy=np.sqrt)
 def sqrt(x):
     """sqrt(x);  d/dx = g / (2 sqrt(x)), which is inf at 0, as in PyTorch."""
     return np.sqrt(x)
 
 
-@primitive(lambda g, ans, x: g * np.sign(data_of(x)))
+@primitive(lambda g, ans, x: g * np.sign(data_of(x)), method="abs", operators=("__abs__",), numpy=np.abs)
 def abs(x):  # noqa: A001 - numpy's name
     """|x|;  d/dx = g * sign(x), so 0 at x = 0 (the subgradient PyTorch uses)."""
     return np.abs(x)
 
 
-@primitive(lambda g, ans, x: g * (1 - ans * ans))
+@primitive(lambda g, ans, x: g * (1 - ans * ans), method="tanh", numpy=np.tanh)
 def tanh(x):
     """tanh(x);  d/dx = g * (1 - tanh(x)**2).  Never overflows: numpy's tanh saturates at +-1."""
     return np.tanh(x)
 
 
-@primitive(lambda g, ans, x: g * ans * (1 - ans))
+@primitive(lambda g, ans, x: g * ans * (1 - ans), method="sigmoid")
 def sigmoid(x):
     """1 / (1 + exp(-x));  d/dx = g * s * (1 - s)."""
     # NOTE: exp(-x) overflows for x < -709. With e = exp(-|x|) <= 1 both branches stay finite:
@@ -382,7 +209,7 @@ def sigmoid(x):
     return np.where(x >= 0, 1, e) / (1 + e)
 
 
-@primitive(lambda g, ans, x: g * (data_of(x) > 0))
+@primitive(lambda g, ans, x: g * (data_of(x) > 0), method="relu")
 def relu(x):
     """max(x, 0);  d/dx = g where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
     if isinstance(x, np.floating):
@@ -402,7 +229,7 @@ def _clip_vjp(g, ans, x, lo=None, hi=None):
     return g * inside
 
 
-@primitive(_clip_vjp)
+@primitive(_clip_vjp, method="clip", numpy=np.clip)
 def clip(x, lo=None, hi=None):
     """x clipped to [lo, hi];  d/dx = g inside [lo, hi] (bounds included), 0 outside."""
     if lo is None and hi is None:
@@ -418,7 +245,8 @@ def _tie_share(x, y):
 
 
 @primitive(lambda g, ans, a, b: g * _tie_share(a, b),
-           lambda g, ans, a, b: g * _tie_share(b, a), expects=BROADCASTS)
+           lambda g, ans, a, b: g * _tie_share(b, a), expects=BROADCASTS, symmetric=True,
+           numpy=np.maximum)
 def maximum(a, b):
     """elementwise max(a, b);  d/da = g where a > b, d/db = g where b > a; ties split g evenly."""
     return np.maximum(a, b)
@@ -426,7 +254,7 @@ def maximum(a, b):
 
 @primitive(None,
            lambda g, ans, cond, a, b: where(cond, g, 0),
-           lambda g, ans, cond, a, b: where(cond, 0, g), expects=BROADCASTS)
+           lambda g, ans, cond, a, b: where(cond, 0, g), expects=BROADCASTS, numpy=np.where)
 def where(cond, a, b):
     """a where cond, else b;  d/da = g where cond, d/db = g elsewhere; cond takes no gradient."""
     return np.where(data_of(cond), a, b)
@@ -448,7 +276,26 @@ def _normalize_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    if ndim == 0:
+        # numpy lets axis 0 (or -1) name the one place of a 0-d array, which reduces to itself.
+        for a in axes:
+            if operator.index(a) not in (0, -1):
+                raise np.exceptions.AxisError(a, 0)
+        return ()
     return tuple(_one_axis(a, ndim) for a in axes)
+
+
+def _reduction_axis(x, axis):
+    """``axis`` as numpy's reductions take it: on a 0-d array, axis 0 or -1 is the whole array."""
+    if axis is not None and np.ndim(x) == 0:
+        _normalize_axes(axis, 0)
+        return None
+    return axis
+
+
+def reduced_size(shape, axis):
+    """How many elements a reduction over ``axis`` combines into each result."""
+    return math.prod(shape[a] for a in _normalize_axes(axis, len(shape)))
 
 
 def _one_axis(a, ndim):
@@ -465,10 +312,19 @@ def _sum_vjp(g, ans, x, axis=None, keepdims=False):
     return broadcast_to(g, shape=shape)
 
 
-@primitive(_sum_vjp)
+@primitive(_sum_vjp, method="sum", numpy=np.sum)
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """sum over axis;  d/dx = g broadcast back over the summed axes"""
-    return np.add.reduce(x, axis=axis, keepdims=keepdims)  # np.sum without its Python-level wrapper
+    return np.add.reduce(x, axis=_reduction_axis(x, axis), keepdims=keepdims)
+
+
+@primitive(lambda g, ans, x, axis=None, keepdims=False:
+           _sum_vjp(g * (1.0 / reduced_size(np.shape(x), axis)), ans, x, axis, keepdims),
+           method="mean", numpy=np.mean)
+def mean(x, axis=None, keepdims=False):
+    """arithmetic mean over axis;  d/dx = g / n broadcast back over the n averaged elements"""
+    # A primitive, not sum / n: numpy accumulates float16 in float32, where n itself may not fit.
+    return np.mean(x, axis=_reduction_axis(x, axis), keepdims=keepdims)
 
 
 def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
@@ -480,24 +336,31 @@ def _extremum_vjp(g, ans, x, axis=None, keepdims=False):
     return reshape(g, shape=kept) * share
 
 
-@primitive(_extremum_vjp)
+@primitive(_extremum_vjp, method="max", numpy=np.max)
 def max(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """max over axis;  d/dx = g at the maximum (shared evenly between ties), 0 elsewhere"""
-    return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+    return np.maximum.reduce(x, axis=_reduction_axis(x, axis), keepdims=keepdims)
 
 
-@primitive(_extremum_vjp)
+@primitive(_extremum_vjp, method="min", numpy=np.min)
 def min(x, axis=None, keepdims=False):  # noqa: A001 - numpy's name
     """min over axis;  d/dx = g at the minimum (shared evenly between ties), 0 elsewhere"""
-    return np.minimum.reduce(x, axis=axis, keepdims=keepdims)
+    return np.minimum.reduce(x, axis=_reduction_axis(x, axis), keepdims=keepdims)
 
 
 # --------------------------------------------------------------------------------------------------
-# Shapes and indexing
+# Shapes, dtypes and indexing
 # --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, x, dtype: astype(g, dtype=np.result_type(data_of(x))), method="astype")
+def astype(x, dtype):
+    """x cast to another float dtype;  d/dx = g cast back to x's dtype"""
+    out = np.asarray(x, dtype=dtype)
+    return out[()] if out.ndim == 0 else out
+
 
 @primitive(lambda g, ans, x, shape: reshape(g, shape=np.shape(x)),
-           expects="a shape with the same number of elements")
+           expects="a shape with the same number of elements", method="reshape", numpy=np.reshape)
 def reshape(x, shape):
     """x viewed with a new shape;  d/dx = g reshaped back"""
     return np.reshape(x, shape)
@@ -509,13 +372,14 @@ def _transpose_vjp(g, ans, x, axes=None):
     return transpose(g, axes=tuple(np.argsort([_one_axis(a, np.ndim(x)) for a in axes])))
 
 
-@primitive(_transpose_vjp, expects="axes that are a permutation of the array's dimensions")
+@primitive(_transpose_vjp, expects="axes that are a permutation of the array's dimensions",
+           method="transpose", numpy=np.transpose)
 def transpose(x, axes=None):
     """x with its axes permuted (reversed when axes is None);  d/dx = g permuted back"""
     return np.transpose(x, axes)
 
 
-@primitive(lambda g, ans, x, shape: g, expects=BROADCASTS)
+@primitive(lambda g, ans, x, shape: g, expects=BROADCASTS, numpy=np.broadcast_to)
 def broadcast_to(x, shape):
     """x repeated along broadcast axes;  d/dx = g summed over them (done by the engine's unbroadcast)"""
     if math.prod(shape) <= _SMALL:
@@ -530,7 +394,8 @@ def broadcast_to(x, shape):
 _SMALL = 4096
 
 
-@primitive(lambda g, ans, x, index: scatter_add(g, index=index, shape=np.shape(x)), expects="a valid index")
+@primitive(lambda g, ans, x, index: scatter_add(g, index=index, shape=np.shape(x)), expects="a valid index",
+           operators=("__getitem__",))
 def getitem(x, index):
     """x[index] (basic and advanced indexing);  d/dx = g added into zeros at index (repeats accumulate)"""
     return x[index]
@@ -561,25 +426,22 @@ def _concatenate_vjp(argnum, g, ans, *arrays, axis=0):
     return getitem(g, index=(slice(None),) * axis + (slice(start, stop),))
 
 
+@primitive(_concatenate_vjp, variadic=True, numpy=np.concatenate,
+           expects="inputs with equal sizes in every axis but the one joined")
+def concatenate(arrays, axis=0):
+    """arrays joined along an existing axis;  d/d(input i) = g's slice that input i filled"""
+    return np.concatenate(arrays, axis=axis)
+
+
 def _stack_vjp(argnum, g, ans, *arrays, axis=0):
     axis = _one_axis(axis, np.ndim(ans))
     return getitem(g, index=(slice(None),) * axis + (argnum,))
 
 
-def _concatenate(*arrays, axis=0):
-    """concatenate arrays along an existing axis;  d/d(input i) = g's slice that input i filled"""
-    return np.concatenate(arrays, axis=axis)
-
-
-def _stack(*arrays, axis=0):
-    """stack arrays along a new axis;  d/d(input i) = g[..., i, ...] along that axis"""
+@primitive(_stack_vjp, variadic=True, numpy=np.stack, expects="inputs of exactly equal shapes")
+def stack(arrays, axis=0):
+    """arrays joined along a new axis;  d/d(input i) = g[..., i, ...] along that axis"""
     return np.stack(arrays, axis=axis)
-
-
-_concatenate.__name__, _stack.__name__ = "concatenate", "stack"
-concatenate_ = _register_variadic(_concatenate, _concatenate_vjp,
-                                  "inputs with equal sizes in every axis but the one joined")
-stack_ = _register_variadic(_stack, _stack_vjp, "inputs of exactly equal shapes")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -604,28 +466,3 @@ def expand_dims(x, axis):
 
 def squeeze_last(x):
     return reshape(x, shape=np.shape(x)[:-1])
-
-
-def concatenate(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """``np.concatenate`` for Values and arrays: join along an existing axis."""
-    return concatenate_(*arrays, axis=axis)
-
-
-def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
-    """``np.stack`` for Values and arrays: join along a new axis."""
-    return stack_(*arrays, axis=axis)
-
-
-# --------------------------------------------------------------------------------------------------
-# Undoing broadcasting (the engine applies it to every input's gradient)
-# --------------------------------------------------------------------------------------------------
-
-def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` down to ``shape``: the adjoint of numpy broadcasting ``shape`` up to ``g.shape``."""
-    extra = g.ndim - len(shape)
-    axes = tuple(range(extra))                        # axes broadcasting added in front
-    if 1 in shape:                                    # and axes it stretched from size 1
-        axes += tuple(extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
-    if axes:
-        g = sum(g, axis=axes)
-    return reshape(g, shape=shape) if g.shape != shape else g

@@ -66,6 +66,7 @@ class Optimizer:
             g = np.asarray(data_of(p._grad), dtype=np.asarray(p.data).dtype)
             if isinstance(p.data, np.ndarray):
                 self._update(i, p.data, g)
+                p.data = p.data     # an in-place change: graphs recorded from the old data refuse backward()
             else:
                 # A 0-d parameter holds a numpy scalar, which is immutable: update a 0-d copy and put it back.
                 data = np.array(p.data)

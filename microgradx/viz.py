@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._files import atomic_write
-from .engine import Value, data_of
+from .engine import TABLE, Value, data_of
 from .errors import ArgumentError, MicrogradxError
 
 if TYPE_CHECKING:
@@ -56,11 +56,16 @@ class _Html(str):
     """An HTML-like label, ``<...>``: markup we wrote, with any user text already escaped."""
 
 
-# Op names drawn as the operator a learner wrote.
-_SYMBOLS = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "power": "**", "matmul": "@",
-            "negative": "neg"}
-# Ops whose inputs can be swapped; every other op with several inputs numbers its input edges.
-_SYMMETRIC = {"add", "multiply", "maximum"}
+def op_label(name: str) -> str:
+    """How a drawing labels an op: the symbol its table entry gives (``*``), else its name."""
+    op = TABLE.primitives.get(name)
+    return (op.symbol if op is not None and op.symbol else None) or name
+
+
+def _symmetric(name: str | None) -> bool:
+    op = TABLE.primitives.get(name or "")
+    return op is not None and op.symmetric
+
 
 # Look of the drawing.
 _FONT = "Helvetica"
@@ -155,7 +160,7 @@ def draw_graph(root: Value, *, rankdir: str = "LR", max_nodes: int | None = 500,
         user = next((param_cluster[a] for a in v._args if isinstance(a, Value) and a in param_cluster), None)
         place(op_id, _op_attrs(v, fill), user)
         body.append(_stmt(f"{op_id} -> v{i}", edge_attrs))
-        ordered = len(v._args) > 1 and v.op not in _SYMMETRIC
+        ordered = len(v._args) > 1 and not _symmetric(v.op)
         for pos, a in enumerate(v._args):
             # Where the order of inputs matters (a - b, a @ b), each edge says which input it is.
             position = {"headlabel": str(pos + 1), **_POSITION} if ordered else {}
@@ -327,7 +332,7 @@ def _value_attrs(v: Value, name: str | None, show_grad: bool, fill: str | None, 
 
 def _op_attrs(v: Value, fill: str | None) -> dict:
     # Parameters left at their defaults (axis=None, keepdims=False) would only crowd the ellipse.
-    lines = [_SYMBOLS.get(v.op, v.op)] + [_param_text(k, p) for k, p in v._params.items()
+    lines = [op_label(v.op or "")] + [_param_text(k, p) for k, p in v._params.items()
                                           if p is not None and p is not False]
     fill = fill or _OP_FILL
     attrs = {"label": "\\n".join(lines), "shape": "ellipse", "style": "filled", "fillcolor": fill,

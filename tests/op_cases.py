@@ -226,6 +226,7 @@ CASES: list[OpCase] = [
     OpCase("rdivide", lambda d: ((lambda x: 1.0 / x), [0.5 + np.abs(_one(d))])),
     _unary("negative", lambda x: -x),
     _unary("identity", ops.identity),
+    _unary("astype", lambda x: x.astype(x.dtype)),   # casts between dtypes: test_engine's dtype tests
     OpCase("power", _power_const),
     OpCase("power-int-negative-base", _power_int_negative_base),
     OpCase("power-value-exponent", _power_both),
@@ -252,7 +253,7 @@ CASES: list[OpCase] = [
     OpCase("concatenate", _join(mg.concatenate)),
     OpCase("stack", _join(mg.stack)),
     # composites
-    OpCase("mean", _reduction(F.mean)),
+    OpCase("mean", _reduction(mg.mean)),
     OpCase("var", _reduction(F.var)),
     OpCase("logsumexp", _reduction(F.logsumexp)),
     OpCase("softmax", _axis_composite(F.softmax)),
