@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, MicrogradxError
+from .threads import num_threads
 
 PROG = "microgradx"
 DEFAULT_OUT = "runs"
@@ -436,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
+        p.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="BLAS threads for numpy's matrix products (default: chosen by their size: one "
+                            "for this command's small matrices)")
         p.set_defaults(run=cmd.run)
     return parser
 
@@ -448,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return args.run(args)
+        with num_threads(args.threads):
+            return args.run(args)
     except SystemExit as e:    # --help and --version exit through argparse
         return e.code if isinstance(e.code, int) else 0
     except MicrogradxError as e:

@@ -35,6 +35,7 @@ from .losses import accuracy, mnist_loss
 from .nn import MLP, Linear, Module
 from .ops import sigmoid
 from .optim import SGD, _is_number
+from .threads import threads_for
 
 __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
@@ -303,7 +304,8 @@ class Trainer:
         model, opt = self.model, self.optimizer
         total, count = 0.0, 0
         # numpy's overflow warnings would only say the same as the check below, less clearly.
-        with np.errstate(over="ignore", invalid="ignore"):
+        work = max(self.config.batch_size, len(self.dataset.x_valid))
+        with np.errstate(over="ignore", invalid="ignore"), threads_for(_matmul_work(model, work)):
             for xb, yb in self.loader:
                 loss = mnist_loss(model(xb), yb)
                 opt.zero_grad()
@@ -378,16 +380,23 @@ def _config_of(checkpoint: ckpt.Checkpoint, spec: ModelSpec) -> TrainConfig:
 
 def evaluate(model: Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """``(mnist_loss, accuracy)`` of ``model`` on ``x``, ``y``, with no graph recorded."""
-    with no_grad():
+    with no_grad(), threads_for(_matmul_work(model, len(x))):
         logits = model(x)
         return float(mnist_loss(logits, y).data), accuracy(logits, y)
 
 
 def predict_proba(model: Module, x: np.ndarray) -> np.ndarray:
     """The probability that each row of ``x`` (N, 784) is a 3: sigmoid of the model's output, (N,)."""
-    with no_grad():
+    with no_grad(), threads_for(_matmul_work(model, len(x))):
         out = model(x)
         return np.asarray(data_of(sigmoid(out))).reshape(-1)
+
+
+def _matmul_work(model: Module, rows: int) -> int:
+    """Multiply-adds in the largest matrix product of ``model`` on ``rows`` inputs: for layers of
+    weights (in, out), the largest weight's size times the rows (the forward and both backward
+    products of a layer all have that many)."""
+    return rows * max((p.size for p in model.parameters()), default=0)
 
 
 def read_digit_png(path: str | Path) -> np.ndarray:
@@ -443,7 +452,7 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
         done = 0
         # numpy warnings (overflow in exp) are expected at the rates too large to work: they show as
         # non-finite losses in the result, not as noise on the terminal.
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), threads_for(_matmul_work(trainer.model, batch_size)):
             while done < steps:
                 for xb, yb in trainer.loader:
                     loss = mnist_loss(trainer.model(xb), yb)

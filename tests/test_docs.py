@@ -22,8 +22,8 @@ from microgradx import functional, ops
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-API_MODULES = ["engine", "ops", "functional", "nn", "losses", "optim", "data", "train", "checkpoint", "viz",
-               "testing", "errors"]
+API_MODULES = ["engine", "ops", "functional", "nn", "losses", "optim", "data", "train", "checkpoint",
+               "threads", "viz", "testing", "errors"]
 
 
 def load_hook(name: str):
