@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -113,10 +114,20 @@ def _out_dir(text: str) -> Path:
     existing = new[-1].parent if new else out      # the nearest part of the path that exists already
     if not existing.is_dir():
         raise MicrogradxError(f"{existing}: exists and is not a folder; --out must name a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not (os.access(existing, os.W_OK | os.X_OK) and _can_create_files_in(existing)):
         raise MicrogradxError(f"{out}: cannot write there ({existing} is read-only or not ours); "
                               "choose another --out")
     return out
+
+
+def _can_create_files_in(folder: Path) -> bool:
+    """Whether a file can really be made in ``folder``. os.access alone says yes to root everywhere, even
+    on a read-only mount or in /proc; creating (and at once removing) an empty file asks the system."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{PROG}-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _new_folders(out: Path) -> list[Path]:

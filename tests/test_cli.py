@@ -306,6 +306,15 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, caps
     assert out == "" and not (locked / "run").exists()      # refused before loading data or training
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", [["train"], ["lr-find", "--steps", "1"], ["graph"]])
+def test_an_out_in_proc_is_refused_before_any_work_even_for_root(capsys, command):
+    # /proc passes os.access for root but takes no new files: the check must try to create one.
+    code, out, err = run(capsys, *command, "--out", "/proc/x")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "/proc/x: cannot write there" in err and out == ""
+
+
 def test_out_expands_the_home_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     code, _, err = run(capsys, "lr-find", "--steps", "1", "--num", "2", "--quiet", "--out", "~/sweep")
