@@ -294,21 +294,36 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", choices=list(MODELS),
                    help="fail unless the weights are of this model (default: whichever they are)")
-    p.add_argument("images", nargs="+", metavar="IMAGE.png",
-                   help="28x28 8-bit grayscale PNGs, a light digit on black as in MNIST")
+    p.add_argument("--examples", action="store_true",
+                   help="classify the real digits shipped with microgradx (four 3s and four 7s)")
+    p.add_argument("images", nargs="*", metavar="IMAGE.png",
+                   help="PNGs of one digit each; best 28x28 grey, a light digit on black as in MNIST. Others "
+                        "are converted as fastai would (to grey, resized keeping the aspect, a dark digit on "
+                        "light inverted), and the output says so")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .data import to_features
-    from .train import load_model, predict_proba, read_digit_png
+    from .data import example_digits, read_digit, to_features
+    from .train import load_model, predict_proba
 
+    if not args.images and not args.examples:
+        raise UsageError("give the PNGs to classify, or --examples for the digits shipped with microgradx")
+    paths = [Path(p) for p in args.images]
+    examples = example_digits() if args.examples else []
+    if examples:
+        print(f"examples: {len(examples)} digits in {examples[0].parent}; each name begins with the answer")
     model, _ = load_model(args.weights, expect=args.model)
     # Every image is read before anything is printed: a bad file fails the command with one line.
-    images = np.stack([read_digit_png(p) for p in args.images])
-    p3 = predict_proba(model, to_features(images))
-    for name, p in zip(args.images, p3, strict=True):
+    read = [read_digit(p) for p in paths + examples]
+    p3 = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    right = 0
+    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, p3, strict=True)):
         digit, p_digit = (3, p) if p >= 0.5 else (7, 1 - p)
-        print(f"{name}: {digit} (p={p_digit:.2f})")
+        name = str(path) if i < len(paths) else path.name
+        print(f"{name}: {digit} (p={p_digit:.2f})" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        right += i >= len(paths) and path.name.startswith(f"{digit}-")
+    if examples:
+        print(f"examples right: {right} of {len(examples)}")
     return 0
 
 

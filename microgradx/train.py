@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
-from .data import DataLoader, MnistData, read_png, to_features, to_targets
+from .data import DataLoader, MnistData, to_features, to_targets
 from .engine import data_of, no_grad
 from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedError
 from .losses import accuracy, mnist_loss
@@ -41,7 +41,7 @@ __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
     "LrFindResult",
     "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
-    "read_digit_png", "lr_find", "plot_history", "plot_lr_find", "write_json",
+    "lr_find", "plot_history", "plot_lr_find", "write_json",
 ]
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -397,11 +397,6 @@ def _matmul_work(model: Module, rows: int) -> int:
     weights (in, out), the largest weight's size times the rows (the forward and both backward
     products of a layer all have that many)."""
     return rows * max((p.size for p in model.parameters()), default=0)
-
-
-def read_digit_png(path: str | Path) -> np.ndarray:
-    """One 28x28 8-bit grayscale PNG as uint8 (28, 28): :func:`microgradx.data.read_png`."""
-    return read_png(path)
 
 
 # --------------------------------------------------------------------------------------------------

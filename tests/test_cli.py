@@ -423,16 +423,62 @@ def test_predict_refuses_weights_of_another_model_or_no_weights_at_all(tmp_path,
 
 def test_predict_refuses_images_it_cannot_use(tmp_path, capsys, trained, digits):
     three, _ = digits
-    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "rgb.png")
-    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "cut.png").write_bytes(three.read_bytes()[:70])
-    for name, problem in (("rgb.png", "mode RGB"), ("big.png", "32x32 pixels"),
-                          ("text.png", "not a readable PNG"), ("cut.png", "corrupt PNG"),
-                          ("absent.png", "no such file")):
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)    # incompressible
+    (tmp_path / "cut_rgb.png").write_bytes(_png_bytes(noise)[:2000])
+    for name, problem in (("text.png", "not a readable PNG"), ("cut.png", "corrupt PNG"),
+                          ("cut_rgb.png", "corrupt PNG"), ("absent.png", "no such file")):
         code, out, err = run(capsys, "predict", "--weights", trained["linear"], three, tmp_path / name)
         assert code == 2 and out == "", name       # nothing printed, not even for the good image
         assert err.count("\n") == 1 and str(tmp_path / name) in err and problem in err
+
+
+def _png_bytes(pixels: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_predict_converts_colour_size_and_dark_on_light_and_says_so(tmp_path, capsys, trained, bundled):
+    three = bundled.valid_images[bundled.valid_labels == 3][0]
+    big = np.kron(three, np.ones((3, 3), np.uint8))                # 84x84, the same digit
+    cases = {
+        "rgb_big.png": (np.stack([big] * 3, axis=-1), ["from RGB to grey", "from 84x84 to 28x28"]),
+        "dark_on_white.png": (255 - three, ["inverted: a dark digit on a light background"]),
+        # Black ink whose opacity is the digit, on a transparent canvas: as a drawing app saves it.
+        "ink.png": (np.dstack([np.zeros((28, 28, 3), np.uint8), three]), ["transparent pixels taken as white",
+                                                                         "inverted"]),
+    }
+    for name, (pixels, _) in cases.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"], *(tmp_path / n for n in cases))
+    assert code == 0, err
+    lines = out.splitlines()
+    for line, (name, (_, notes)) in zip(lines, cases.items(), strict=True):
+        assert line.startswith(f"{tmp_path / name}: 3 (p="), line     # converted back into the digit it was
+        for note in notes:
+            assert note in line, (note, line)
+    original = tmp_path / "original.png"
+    Image.fromarray(three).save(original)
+    code, out, _ = run(capsys, "predict", "--weights", trained["mlp"], original)
+    assert code == 0 and "[" not in out           # nothing converted: no note
+
+
+def test_predict_examples_classifies_the_shipped_digits(capsys, trained):
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"], "--examples")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("examples: 8 digits in ")
+    rows = [re.fullmatch(r"([37])-valid-\d{3}\.png: ([37]) \(p=[01]\.\d\d\)", line) for line in lines[1:-1]]
+    assert len(rows) == 8 and all(rows), lines
+    assert sorted(m.group(1) for m in rows) == ["3"] * 4 + ["7"] * 4
+    right = sum(m.group(1) == m.group(2) for m in rows)
+    assert lines[-1] == f"examples right: {right} of 8" and right >= 6
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"])
+    assert code == 2 and "--examples" in err and out == ""
 
 
 # --------------------------------------------------------------------------------------------------
