@@ -44,7 +44,7 @@ __all__ = [
     "lr_find", "plot_history", "plot_lr_find", "write_json",
 ]
 
-CHECKPOINT_NAME = "checkpoint.npz"
+CHECKPOINT_NAME = "checkpoint.safetensors"
 CURVES_NAME = "curves.png"
 METRICS_NAME = "metrics.json"
 LR_FIND_NAME = "lr_find.png"
@@ -350,7 +350,7 @@ class Trainer:
             on_batch: Callable[[], None] | None = None) -> list[EpochStats]:
         """Train until ``config.epochs`` epochs are done, writing a checkpoint after every epoch.
 
-        With ``out_dir``, the checkpoint goes to ``out_dir/checkpoint.npz`` (replaced atomically each
+        With ``out_dir``, the checkpoint goes to ``out_dir/checkpoint.safetensors`` (replaced atomically each
         epoch, so an interruption leaves the last complete one). Returns the whole history.
         """
         path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
