@@ -28,7 +28,8 @@ from microgradx.data import (
 )
 from microgradx.errors import DataError, DTypeError, ShapeError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import full_data
+
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "microgradx" / "datasets" / "mnist_3_7_sample.npz"
 
 RNG = np.random.default_rng(0)
@@ -597,24 +598,20 @@ def test_loader_rejects_mismatched_lengths():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The full data set in ../shared/data (absent on users' machines)
+# The full data set (absent on users' machines; see conftest.py for MICROGRADX_DATA)
 # ---------------------------------------------------------------------------------------------------------
-
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
-
 
 @pytest.fixture(scope="module")
 def full_png() -> MnistData:
-    return load_mnist_3_7(SHARED_DATA / "mnist_sample")
+    return load_mnist_3_7(full_data("png"))
 
 
 @pytest.fixture(scope="module")
 def full_idx() -> MnistData:
-    return load_mnist_3_7(SHARED_DATA / "mnist_3_7_idx")
+    return load_mnist_3_7(full_data("idx"))
 
 
 @pytest.mark.data
-@needs_shared_data
 def test_full_png_and_idx_copies_agree(full_png, full_idx):
     for data in (full_png, full_idx):
         assert data.train_images.shape == (12396, 28, 28) and data.valid_images.shape == (2038, 28, 28)
@@ -629,7 +626,6 @@ def test_full_png_and_idx_copies_agree(full_png, full_idx):
 
 
 @pytest.mark.data
-@needs_shared_data
 def test_bundled_sample_is_made_of_mnist_training_images(full_idx):
     # Every bundled image should be one of the full set's train images of the same digit, to within the
     # one grey level that the full set's train pixels may be off by.
