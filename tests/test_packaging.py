@@ -65,7 +65,9 @@ def test_the_sdist_holds_everything_its_test_suite_reads(dist):
     expected = set(SUITE_FILES)
     for folder in (*SUITE_FOLDERS, "microgradx"):
         for path in (REPO / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            parts = path.relative_to(REPO).parts      # what runs leave behind: caches, hidden folders
+            if path.is_file() and not any(p == "__pycache__" or p.startswith(".") for p in parts) \
+                    and path.suffix != ".pyc":
                 expected.add(path.relative_to(REPO).as_posix())
     missing = sorted(expected - names)
     assert not missing, f"not in the sdist: {missing}"
@@ -79,6 +81,7 @@ def test_the_wheel_holds_the_package_and_its_data_only(dist):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"microgradx", f"microgradx-{microgradx.__version__}.dist-info"}, tops
     assert "microgradx/py.typed" in names and "microgradx/datasets/mnist_3_7_sample.npz" in names
+    assert len([n for n in names if n.startswith("microgradx/examples/") and n.endswith(".png")]) == 8
 
 
 def test_the_changelog_names_the_version_once():
@@ -89,7 +92,7 @@ def test_the_changelog_names_the_version_once():
     assert "version = attr: microgradx.__version__" in (REPO / "setup.cfg").read_text(encoding="utf-8")
 
 
-def test_the_wheel_in_a_fresh_venv_trains_on_the_bundled_sample(dist, tmp_path):
+def test_the_wheel_in_a_fresh_venv_trains_on_the_bundled_sample_and_predicts(dist, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
@@ -114,3 +117,6 @@ def test_the_wheel_in_a_fresh_venv_trains_on_the_bundled_sample(dist, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "data: bundled sample" in done.stdout and "valid accuracy" in done.stdout
     assert (run_dir / "run" / "metrics.json").is_file()
+    done = subprocess.run([str(cli), "predict", "--weights", "run/checkpoint.safetensors", "--examples"],
+                          cwd=run_dir, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0 and "examples right:" in done.stdout, done.stderr
