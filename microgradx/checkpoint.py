@@ -144,7 +144,7 @@ def _digest(metadata: Mapping[str, str], arrays: Mapping[str, np.ndarray]) -> st
     for name in sorted(arrays):
         arr = arrays[name]
         h.update(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(arr.tobytes())
     return h.hexdigest()
 
 

@@ -325,7 +325,8 @@ def _predict(args: argparse.Namespace) -> int:
         digit, p_digit = (3, p) if p >= 0.5 else (7, 1 - p)
         name = str(path) if i < len(paths) else path.name
         print(f"{name}: {digit} (p={p_digit:.2f})" + (f"  [{'; '.join(notes)}]" if notes else ""))
-        right += i >= len(paths) and path.name.startswith(f"{digit}-")
+        if i >= len(paths):
+            right += path.name.startswith(f"{digit}-")
     if examples:
         print(f"examples right: {right} of {len(examples)}")
     return 0

@@ -372,7 +372,7 @@ def read_png(path: PathLike) -> np.ndarray:
         if image.size != IMAGE_SHAPE:
             width, height = image.size
             raise DataError(f"{path}: {width}x{height} pixels, expected 28x28")
-        return _decode_grey_28(path, image)
+        return np.asarray(_decoded(path, image))
 
 
 def read_digit(path: PathLike) -> tuple[np.ndarray, list[str]]:
@@ -391,23 +391,15 @@ def read_digit(path: PathLike) -> tuple[np.ndarray, list[str]]:
     path = Path(path)
     notes: list[str] = []
     with _open_png(path) as image:
-        if image.mode == "L" and image.size == IMAGE_SHAPE:
-            pixels = _decode_grey_28(path, image)
-        else:
-            width, height = image.size
-            if width * height > MAX_DIGIT_PIXELS:
-                raise DataError(f"{path}: {width}x{height} pixels; a digit to classify is at most "
-                                f"{MAX_DIGIT_PIXELS:,} pixels")
-            try:
-                image.load()
-                grey = _to_grey(image, notes)
-            except _PIL_ERRORS as exc:
-                raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
-            _check_png_pixel_count(path)
-            pixels = np.asarray(grey)
-            if grey.size != IMAGE_SHAPE:
-                pixels = _fit_28(grey, _background(pixels))
-                notes.append(f"resized from {width}x{height} to 28x28 keeping its aspect")
+        width, height = image.size
+        if width * height > MAX_DIGIT_PIXELS:       # checked before decoding, as in read_png
+            raise DataError(f"{path}: {width}x{height} pixels; a digit to classify is at most "
+                            f"{MAX_DIGIT_PIXELS:,} pixels")
+        grey = _to_grey(_decoded(path, image), notes)
+        pixels = np.asarray(grey)
+        if grey.size != IMAGE_SHAPE:
+            pixels = _fit_28(grey, _background(pixels))
+            notes.append(f"resized from {width}x{height} to 28x28 keeping its aspect")
     if _background(pixels) > 127:
         pixels = 255 - pixels
         notes.append("inverted: a dark digit on a light background, where MNIST's are light on black")
@@ -433,13 +425,14 @@ def _open_png(path: Path) -> Any:
         raise DataError(f"{path}: not a readable PNG ({exc})") from exc
 
 
-def _decode_grey_28(path: Path, image: Any) -> np.ndarray:
+def _decoded(path: Path, image: Any) -> Any:
+    """``image`` with its pixels read, every row of them really in the file."""
     try:
         image.load()
     except _PIL_ERRORS as exc:
         raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
     _check_png_pixel_count(path)
-    return np.asarray(image)
+    return image
 
 
 def _to_grey(image: Any, notes: list[str]) -> Any:
@@ -462,7 +455,7 @@ def _to_grey(image: Any, notes: list[str]) -> Any:
         lo, hi = float(values.min()), float(values.max())
         scaled = np.zeros_like(values) if hi == lo else (values - lo) * (255 / (hi - lo))
         notes.append(f"converted from {mode} grey to 8 bits")
-        return Image.fromarray(np.round(scaled).astype(np.uint8), mode="L")
+        return Image.fromarray(np.round(scaled).astype(np.uint8))
     notes.append(f"converted from {mode} to grey")
     return image.convert("L")
 
