@@ -25,9 +25,10 @@ from .errors import ArgumentError
 
 __all__ = ["MULTITHREAD_WORK", "get_num_threads", "num_threads", "set_num_threads"]
 
-# Multiply-adds in one matrix product below which one thread is fastest. Measured on a 2-core machine
-# (benchmarks/README.md): products of 10^7 to 5*10^8 multiply-adds ran as fast or faster on one thread,
-# quiet, and two to four times faster with another process busy; only near 10^9 did a second thread win.
+# Multiply-adds in one matrix product from which the library's own thread count is used. On a shared
+# 2-core machine, single products of 10^7 to 5*10^8 multiply-adds were as often slower as faster on two
+# threads, and a whole epoch of the chapter's MLP (products up to 4.8*10^7) ran 2-7x faster on one
+# (docs/benchmarks.md, "Threads"); at 1000x1000x1000 (10^9) two threads began to win.
 MULTITHREAD_WORK = 10**9
 
 _setting: int | None = None       # None: chosen by the size of the work
