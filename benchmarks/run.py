@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--quick] [--only NAME ...] [--repeat N] [--markdown] [--profile]
 
-Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain. See workloads.py for what
+Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain, threads. See workloads.py for what
 each one computes and harness.py for how it is timed. Peers (PyTorch, HIPS autograd, micrograd) are
 used when installed and skipped with a note when not; this script installs nothing.
 ``--quick`` finishes in about a minute; the full run in several.
@@ -37,10 +37,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness  # noqa: E402
+import threads  # noqa: E402
 import workloads as w  # noqa: E402
 from harness import Case, Row  # noqa: E402
 
-NAMES = ["linear", "mlp", "moons", "ops", "chain"]
+NAMES = ["linear", "mlp", "moons", "ops", "chain", "threads"]
 BATCH = 256
 LR = {"linear": 1.0, "mlp": 0.1, "moons": 0.1}
 TINY, LARGE = (8,), (1000, 1000)
@@ -174,6 +175,11 @@ def bench_chain(s: Settings) -> list[Row]:
     return rows
 
 
+def bench_threads(s: Settings, data: Path | None) -> list[Row]:
+    folder = data or w.SHARED_DATA / "mnist_3_7_idx"
+    return threads.bench(folder if folder.is_dir() else None, s.mnist, s.min_time)
+
+
 # --------------------------------------------------------------------------------------------------
 # Targets (from issues 2, 3 and 7; figures measured when they were filed, in brackets)
 # --------------------------------------------------------------------------------------------------
@@ -207,6 +213,10 @@ def targets(rows: list[Row]) -> list[list[str]]:
         r = _geomean(ratios)
         add("tiny ops: PyTorch time / microgradx time (geomean)", r, "> 1x", r > 1,
             "floor 0.84 us, PyTorch 4.9 us, HIPS 8.2 us")
+    for condition in ("quiet", "one busy process beside"):
+        r = speedup(f"6 threads: mlp epoch, {condition}", threads.CHOSEN, threads.PINNED)
+        add(f"mlp epoch, {condition}: default environment / pinned to 1 thread", r, "<= 1.1x",
+            r is not None and r <= 1.1, "issue 16: 1.0x quiet, 2.7x busy")
     for n in (100_000, 1_000_000):
         r = speedup(f"5 chain {n:,} ops", "PyTorch eager", "microgradx")
         add(f"chain {n:,}: PyTorch time / microgradx time per node", r, ">= 1x", r is not None and r >= 1,
@@ -366,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name} ... (at {time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
         if name in ("linear", "mlp"):
             rows += bench_mnist(name, s, data)
+        elif name == "threads":
+            rows += bench_threads(s, args.data)
         elif name == "moons":
             rows += bench_moons(s)
         elif name == "ops":

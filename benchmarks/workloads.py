@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import importlib.metadata
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,6 +68,13 @@ def _torch() -> Any:
 N_TRAIN = 12_396  # images in the chapter's 3-vs-7 training set
 
 
+def shown(path: Path) -> str:
+    """``path`` for the report: relative to the checkout when beside it, so that a report committed to the
+    docs names no folder of the machine it ran on."""
+    path = Path(path).resolve()
+    return os.path.relpath(path, REPO) if path.is_relative_to(REPO.parent) else str(path)
+
+
 def mnist_train(path: Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """The 3-vs-7 training set as features (N, 784) float32 in [0, 1] and targets (N, 1) float32.
 
@@ -83,17 +91,17 @@ def mnist_train(path: Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     if load_mnist_3_7 is not None and folder.is_dir():
         data = load_mnist_3_7(folder)
         x, y = to_features(data.train_images), to_targets(data.train_labels)
-        note = f"MNIST 3s and 7s from {folder}"
+        note = f"MNIST 3s and 7s from {shown(folder)}"
     else:
         if idx_images.is_file():
             images = _read_idx(idx_images)
             labels = _read_idx(folder / "train-labels-idx1-ubyte.gz")
-            note = f"MNIST 3s and 7s from {folder} (own IDX reader)"
+            note = f"MNIST 3s and 7s from {shown(folder)} (own IDX reader)"
         else:
             rng = np.random.default_rng(0)
             images = rng.integers(0, 256, size=(N_TRAIN, 28, 28), dtype=np.uint8)
             labels = rng.choice(np.array([3, 7], dtype=np.uint8), size=N_TRAIN)
-            note = f"SYNTHETIC random images ({folder} not found)"
+            note = f"SYNTHETIC random images ({shown(folder)} not found)"
         # As microgradx.data.to_features and to_targets: pixels scaled to [0, 1]; 1.0 for a 3.
         x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
         y = (labels == 3).astype(np.float32).reshape(-1, 1)

@@ -1,31 +1,31 @@
-"""Checkpoints: a model's weights with everything needed to resume training, in one ``.npz`` file.
+"""Checkpoints: a model's weights with everything needed to resume training, in one safetensors file.
 
-The format is numpy's ``.npz`` (a zip of ``.npy`` arrays, uncompressed as ``np.savez`` writes it):
+safetensors is the file format PyTorch, JAX and the rest of the ecosystem keep weights in, read and
+written here with the library of that name: a JSON header that names each array's dtype, shape and
+place, then the arrays' bytes. Its reader loads no pickles (a checkpoint from an untrusted source cannot
+run code) and checks the header against the file's size before it reads anything. A checkpoint holds:
 
-- ``meta.npy``: UTF-8 JSON as a uint8 array: the format name and version, the model's architecture
-  (a small dict that says how to rebuild it), the epoch, the training history, the optimizer's
-  hyperparameters and step count, and any JSON-able ``extra`` (a training run's configuration);
-- ``weights/<name>.npy``: one array per parameter, named as ``Module.named_parameters()`` names it;
-- ``optimizer/<slot>/<i>.npy``: the optimizer's buffers (momentum, Adam's moments), one per parameter.
-
-No pickles anywhere, so a checkpoint from an untrusted source cannot run code when loaded.
+- one array per parameter, named as ``Module.named_parameters()`` names it (``weight``, ``layers.0.bias``);
+- the optimizer's buffers (momentum, Adam's moments), as ``optimizer/<slot>/<i>``;
+- in the header's metadata, each as a JSON string: ``format`` and ``version``, the model's
+  ``architecture`` (a small dict that says how to rebuild it), the ``epoch``, the training ``history``,
+  the ``optimizer``'s hyperparameters and step count, and any JSON-able ``extra`` (a training run's
+  configuration and its data's fingerprint); and ``sha256``, a digest of everything else, since the
+  format itself has no checksum and a flipped bit would otherwise load as a wrong weight.
 
 Every file is written atomically (:func:`atomic_write`): to a temporary file in the same folder, flushed
 to disk, then renamed over the target. A run killed at any moment leaves either the previous complete
 file or the new complete file, never half of one. Reading validates everything before any of it is used,
-and every problem (missing, truncated, not an npz, from another model or a newer format) raises
-:class:`~microgradx.errors.CheckpointError` whose message starts with the file's path.
+and every problem (missing, truncated, corrupt, from another model, a newer format or the old ``.npz``
+one) raises :class:`~microgradx.errors.CheckpointError` whose message starts with the file's path.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import math
 import os
-import struct
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,16 +41,13 @@ from .optim import Optimizer
 __all__ = ["Checkpoint", "FORMAT", "VERSION", "atomic_write", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "microgradx-checkpoint"
-VERSION = 1
+VERSION = 2           # 1 was an .npz archive, which this version no longer reads
 PathLike = str | os.PathLike[str]
 
-_META = "meta"
-_WEIGHTS = "weights/"
 _OPTIMIZER = "optimizer/"
-# Deflate cannot shrink data by more than about 1032:1, so a member that claims to unpack to more than
-# this multiple of its stored size is lying; refusing it keeps a crafted file from asking for huge memory.
-_MAX_INFLATION = 1100
+_DIGEST = "sha256"
 _META_KEYS = ("format", "version", "architecture", "epoch", "history", "optimizer", "extra")
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass
@@ -104,10 +101,10 @@ def save_checkpoint(path: PathLike, model: Module, architecture: Mapping[str, An
     ``architecture`` and ``extra`` must be JSON-able; they come back unchanged from
     :func:`load_checkpoint`. Returns the path written.
     """
+    from safetensors.numpy import save
+
     path = Path(path)
-    arrays: dict[str, np.ndarray] = {}
-    for name, p in model.named_parameters():
-        arrays[_WEIGHTS + name] = np.asarray(p.data)
+    arrays = {name: np.ascontiguousarray(p.data) for name, p in model.named_parameters()}
     if not arrays:      # load_checkpoint would refuse the file: do not write it
         raise CheckpointError(f"{path}: {type(model).__name__} has no parameters; a checkpoint needs weights")
     opt_meta = None
@@ -121,7 +118,7 @@ def save_checkpoint(path: PathLike, model: Module, architecture: Mapping[str, An
         }
         for slot, buffers in state["slots"].items():
             for i, buf in enumerate(buffers):
-                arrays[f"{_OPTIMIZER}{slot}/{i}"] = buf
+                arrays[f"{_OPTIMIZER}{slot}/{i}"] = np.ascontiguousarray(buf)
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -132,11 +129,23 @@ def save_checkpoint(path: PathLike, model: Module, architecture: Mapping[str, An
         "extra": dict(extra or {}),
     }
     # allow_nan=False: NaN is not JSON, and a file other tools cannot parse is not worth writing.
-    text = json.dumps(meta, allow_nan=False, sort_keys=True)
-    arrays[_META] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    metadata = {key: json.dumps(value, allow_nan=False, sort_keys=True) for key, value in meta.items()}
+    metadata[_DIGEST] = _digest(metadata, arrays)
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        f.write(save(arrays, metadata=metadata))
     return path
+
+
+def _digest(metadata: Mapping[str, str], arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of the metadata (but the digest) and of every array's name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    for key in sorted(k for k in metadata if k != _DIGEST):
+        h.update(json.dumps([key, metadata[key]]).encode())
+    for name in sorted(arrays):
+        arr = arrays[name]
+        h.update(json.dumps([name, arr.dtype.str, list(arr.shape)]).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,27 +156,29 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
     """Read and validate a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        CheckpointError: the file is missing or unreadable, is not an npz archive, is truncated or
-            corrupt, lacks the metadata, comes from a newer format version, or holds arrays that are not
-            float numbers where weights are expected. The message starts with the path.
+        CheckpointError: the file is missing or unreadable, is not a safetensors file, is truncated or
+            corrupt, is an ``.npz`` checkpoint of an earlier microgradx, lacks the metadata, comes from a
+            newer format version, or holds arrays that are not float numbers. The message starts with
+            the path.
     """
     path = Path(path)
-    arrays = _read_npz(path)
-    if _META not in arrays:
-        raise CheckpointError(f"{path}: not a microgradx checkpoint (an npz archive without its metadata)")
-    meta = _parse_meta(path, arrays.pop(_META))
+    metadata, arrays = _read_safetensors(path)
+    if "format" not in metadata:
+        raise CheckpointError(f"{path}: not a microgradx checkpoint (a safetensors file without its "
+                              "metadata)")
+    if metadata.get(_DIGEST) != _digest(metadata, arrays):
+        raise CheckpointError(f"{path}: corrupt (its contents do not match the checksum saved with them)")
+    meta = _parse_meta(path, metadata)
 
     weights: dict[str, np.ndarray] = {}
     buffers: dict[str, dict[int, np.ndarray]] = {}
     for key, arr in arrays.items():
         if arr.dtype.kind != "f":
             raise CheckpointError(f"{path}: array {key} holds {arr.dtype} data, expected floats")
-        if key.startswith(_WEIGHTS) and len(key) > len(_WEIGHTS):
-            weights[key[len(_WEIGHTS):]] = arr
-        elif key.startswith(_OPTIMIZER) and key.count("/") == 2:
+        if not key.startswith(_OPTIMIZER):
+            weights[key] = arr
+        elif key.count("/") == 2 and key.split("/")[2].isdecimal():
             _, slot, index = key.split("/")
-            if not index.isdecimal():
-                raise CheckpointError(f"{path}: unexpected array {key}")
             buffers.setdefault(slot, {})[int(index)] = arr
         else:
             raise CheckpointError(f"{path}: unexpected array {key}")
@@ -194,29 +205,19 @@ def load_checkpoint(path: PathLike) -> Checkpoint:
                       history=meta["history"], optimizer=optimizer, extra=meta["extra"])
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array in the archive, by name (without ``.npy``), read with bounded memory and no pickles."""
-    # What zipfile, zlib and numpy's .npy parser raise on damaged input, depending on where the damage
-    # is. NotImplementedError: an unsupported compression method; RuntimeError: an "encrypted" member.
-    damaged = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.error, NotImplementedError,
-               RuntimeError, OverflowError)
+def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """The file's metadata and every array in it, by name; an .npz checkpoint is named as such."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        size = path.stat().st_size
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            arrays = {}
-            for info in members:
-                if not info.filename.endswith(".npy"):
-                    raise CheckpointError(f"{path}: unexpected member {info.filename!r} in the archive")
-                name = info.filename[:-4]
-                if name in arrays:
-                    raise CheckpointError(f"{path}: member {info.filename!r} appears twice")
-                if info.compress_size > size or info.file_size > _MAX_INFLATION * info.compress_size + 1024:
-                    raise CheckpointError(f"{path}: corrupt archive (member {info.filename!r} claims "
-                                          f"{info.file_size} bytes)")
-                # read() checks the member's CRC, so damaged data is caught here rather than used.
-                arrays[name] = _parse_npy(path, info.filename, archive.read(info))
-            return arrays
+        with open(path, "rb") as f:
+            start = f.read(len(_ZIP_MAGIC))
+        if start == _ZIP_MAGIC:
+            raise CheckpointError(f"{path}: an .npz checkpoint of an earlier microgradx; checkpoints are "
+                                  "safetensors files now and this one cannot be read: train afresh")
+        with safe_open(path, framework="np") as f:
+            metadata = f.metadata() or {}
+            arrays = {name: f.get_tensor(name) for name in f.keys()}
     except CheckpointError:
         raise
     except FileNotFoundError:
@@ -225,51 +226,28 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: is a folder, expected a checkpoint file") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
-    except zipfile.BadZipFile as e:
-        raise CheckpointError(f"{path}: not a readable npz archive (truncated, corrupt, or another kind of "
-                              f"file: {e})") from None
-    except damaged as e:
-        raise CheckpointError(f"{path}: truncated or corrupt ({type(e).__name__}: {e})") from None
+    # SafetensorError: a damaged header or a file of another kind; TypeError and ValueError: a dtype
+    # numpy has no type for (bfloat16) or a shape it cannot make.
+    except (SafetensorError, TypeError, ValueError, OverflowError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated, corrupt, or another "
+                              f"kind of file: {e})") from None
+    return metadata, arrays
 
 
-def _parse_npy(path: Path, member: str, raw: bytes) -> np.ndarray:
-    stream = io.BytesIO(raw)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise CheckpointError(f"{path}: {member}: unsupported .npy version {version}")
-    if dtype.hasobject or dtype.kind not in "fu" or dtype.fields is not None:
-        raise CheckpointError(f"{path}: {member}: holds {dtype} data; a checkpoint holds only float arrays "
-                              "(and its metadata as bytes)")
-    if any(n < 0 for n in shape):
-        raise CheckpointError(f"{path}: {member}: negative size in shape {shape}")
-    # Checked before numpy allocates anything: the header's shape must match the bytes really present.
-    expected = math.prod(shape) * dtype.itemsize
-    if expected != len(raw) - stream.tell():
-        raise CheckpointError(f"{path}: {member}: header claims {shape} of {dtype} ({expected} bytes) "
-                              f"but {len(raw) - stream.tell()} bytes follow")
-    flat = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=stream.tell())
-    return (flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)).copy()
-
-
-def _parse_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
+def _parse_meta(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
     def bad(problem: str) -> CheckpointError:
         return CheckpointError(f"{path}: bad metadata ({problem})")
 
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise bad("not a byte string")
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise bad(f"not JSON: {e}") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a microgradx checkpoint (format {_get(meta, 'format')!r})")
-    missing = [key for key in _META_KEYS if key not in meta]
-    if missing:
-        raise bad(f"no {', '.join(missing)}")
+    meta: dict[str, Any] = {}
+    for key in _META_KEYS:
+        if key not in metadata:
+            raise bad(f"no {key}")
+        try:
+            meta[key] = json.loads(metadata[key])
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise bad(f"{key} is not JSON: {e}") from None
+    if meta["format"] != FORMAT:
+        raise CheckpointError(f"{path}: not a microgradx checkpoint (format {meta['format']!r})")
     version = meta["version"]
     if not _is_int(version) or version < 1:
         raise bad(f"version {version!r}")
@@ -302,10 +280,6 @@ def _parse_meta(path: Path, raw: np.ndarray) -> dict[str, Any]:
         if not ok:
             raise bad("optimizer state")
     return meta
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else None
 
 
 def _is_int(x: Any) -> bool:

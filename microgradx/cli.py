@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, MicrogradxError
+from .threads import num_threads
 
 PROG = "microgradx"
 DEFAULT_OUT = "runs"
@@ -112,10 +114,20 @@ def _out_dir(text: str) -> Path:
     existing = new[-1].parent if new else out      # the nearest part of the path that exists already
     if not existing.is_dir():
         raise MicrogradxError(f"{existing}: exists and is not a folder; --out must name a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not (os.access(existing, os.W_OK | os.X_OK) and _can_create_files_in(existing)):
         raise MicrogradxError(f"{out}: cannot write there ({existing} is read-only or not ours); "
                               "choose another --out")
     return out
+
+
+def _can_create_files_in(folder: Path) -> bool:
+    """Whether a file can really be made in ``folder``. os.access alone says yes to root everywhere, even
+    on a read-only mount or in /proc; creating (and at once removing) an empty file asks the system."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{PROG}-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 def _new_folders(out: Path) -> list[Path]:
@@ -154,6 +166,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
     from .data import load_mnist_3_7
     from .train import (
         CHECKPOINT_NAME,
@@ -173,6 +186,9 @@ def _train(args: argparse.Namespace) -> int:
     dataset = prepare(data)
     if args.resume:
         if not path.is_file():
+            old = out / "checkpoint.npz"
+            if old.is_file():
+                load_checkpoint(old)      # refused, with what to do about the old format
             raise CheckpointError(f"{path}: no checkpoint to resume (train without --resume first)")
         trainer = Trainer.resume(path, dataset, epochs=args.epochs)
         _check_same_settings(path, trainer.config, args)
@@ -282,21 +298,37 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", choices=list(MODELS),
                    help="fail unless the weights are of this model (default: whichever they are)")
-    p.add_argument("images", nargs="+", metavar="IMAGE.png",
-                   help="28x28 8-bit grayscale PNGs, a light digit on black as in MNIST")
+    p.add_argument("--examples", action="store_true",
+                   help="classify the real digits shipped with microgradx (four 3s and four 7s)")
+    p.add_argument("images", nargs="*", metavar="IMAGE.png",
+                   help="PNGs of one digit each; best 28x28 grey, a light digit on black as in MNIST. Others "
+                        "are converted as fastai would (to grey, resized keeping the aspect, a dark digit on "
+                        "light inverted), and the output says so")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .data import to_features
-    from .train import load_model, predict_proba, read_digit_png
+    from .data import example_digits, read_digit, to_features
+    from .train import load_model, predict_proba
 
+    if not args.images and not args.examples:
+        raise UsageError("give the PNGs to classify, or --examples for the digits shipped with microgradx")
+    paths = [Path(p) for p in args.images]
+    examples = example_digits() if args.examples else []
     model, _ = load_model(args.weights, expect=args.model)
     # Every image is read before anything is printed: a bad file fails the command with one line.
-    images = np.stack([read_digit_png(p) for p in args.images])
-    p3 = predict_proba(model, to_features(images))
-    for name, p in zip(args.images, p3, strict=True):
+    read = [read_digit(p) for p in paths + examples]
+    p3 = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    if examples:
+        print(f"examples: {len(examples)} digits in {examples[0].parent}; each name begins with the answer")
+    right = 0
+    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, p3, strict=True)):
         digit, p_digit = (3, p) if p >= 0.5 else (7, 1 - p)
-        print(f"{name}: {digit} (p={p_digit:.2f})")
+        name = str(path) if i < len(paths) else path.name
+        print(f"{name}: {digit} (p={p_digit:.2f})" + (f"  [{'; '.join(notes)}]" if notes else ""))
+        if i >= len(paths):
+            right += path.name.startswith(f"{digit}-")
+    if examples:
+        print(f"examples right: {right} of {len(examples)}")
     return 0
 
 
@@ -365,7 +397,8 @@ def _rates(lrs: Sequence[float]) -> str:
 
 def _graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", metavar="FILE",
-                   help="a checkpoint written by train (default: --out/checkpoint.npz)")
+                   help="a checkpoint written by train (default: the one in --out, or else each one in the "
+                        "folders inside it, as `make train` leaves runs/linear and runs/mlp)")
     p.add_argument("--data", metavar="PATH", help="where the batch of images comes from (default: bundled)")
     p.add_argument("--batch", type=_positive_int, default=4, help="images in the drawn batch (4)")
     p.add_argument("--format", choices=["svg", "png", "dot"], default="svg",
@@ -381,28 +414,43 @@ def _graph(args: argparse.Namespace) -> int:
     from .viz import GraphvizNotFoundError, example_scalar_neuron, render_graph
 
     out = _out_dir(args.out)
-    weights = Path(args.weights) if args.weights else out / CHECKPOINT_NAME
-    model, spec = load_model(weights)
+    # Each model's drawing goes beside its checkpoint when it was found in --out's folders.
+    runs = [(Path(args.weights), out)] if args.weights else _runs_in(out, CHECKPOINT_NAME)
+    models = [(load_model(weights), folder) for weights, folder in runs]
     data = load_mnist_3_7(args.data)
     n = min(args.batch, len(data.valid_labels))
     # A few 3s and a few 7s (the valid split holds the 3s first), so both targets appear in the drawing.
     rows = np.r_[np.arange(n - n // 2), len(data.valid_labels) - 1 - np.arange(n // 2)]
     x, y = to_features(data.valid_images[rows]), to_targets(data.valid_labels[rows])
-    loss = mnist_loss(model(x), y)
-    loss.label = "mnist_loss"
-    loss.backward()
     new_folders = _new_folders(out)
     out.mkdir(parents=True, exist_ok=True)
+    written = []
     try:
-        model_path = render_graph(loss, out / f"graph_{spec.name}.{args.format}", modules={spec.name: model},
-                                  grad_flow=True, title=f"{spec.description}: mnist_loss on {n} valid images")
-        neuron_path = render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
-                                   title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)")
+        for (model, spec), folder in models:
+            loss = mnist_loss(model(x), y)
+            loss.label = "mnist_loss"
+            loss.backward()
+            written.append(render_graph(loss, folder / f"graph_{spec.name}.{args.format}",
+                                        modules={spec.name: model}, grad_flow=True,
+                                        title=f"{spec.description}: mnist_loss on {n} valid images"))
+        written.append(render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
+                                    title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)"))
     except GraphvizNotFoundError as e:
         _remove_if_empty(new_folders)       # nothing drawn: leave nothing behind
         raise GraphvizNotFoundError(f"{e} Here: {PROG} graph --format dot.") from None
-    print(f"wrote {model_path}, {neuron_path}")
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+def _runs_in(out: Path, name: str) -> list[tuple[Path, Path]]:
+    """(checkpoint, its folder): the one in ``out``, or else each one in the folders directly inside it."""
+    if (out / name).is_file():
+        return [(out / name, out)]
+    found = sorted((d / name, d) for d in (out.iterdir() if out.is_dir() else ()) if (d / name).is_file())
+    if not found:
+        raise CheckpointError(f"{out / name}: no such file, nor one in the folders inside {out}; train first "
+                              f"(make train writes runs/linear and runs/mlp) or pass --weights")
+    return found
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
+        p.add_argument("--threads", type=_positive_int, metavar="N",
+                       help="BLAS threads for numpy's matrix products (default: chosen by their size: one "
+                            "for this command's small matrices)")
         p.set_defaults(run=cmd.run)
     return parser
 
@@ -448,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return args.run(args)
+        with num_threads(args.threads):
+            return args.run(args)
     except SystemExit as e:    # --help and --version exit through argparse
         return e.code if isinstance(e.code, int) else 0
     except MicrogradxError as e:

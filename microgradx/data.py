@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -31,11 +31,13 @@ from .errors import ArgumentError, DataError, DTypeError, ShapeError
 __all__ = [
     "DataLoader",
     "MnistData",
+    "example_digits",
     "load_bundled_sample",
     "load_idx_pair",
     "load_mnist_3_7",
     "load_png_folder",
     "read_idx",
+    "read_digit",
     "read_png",
     "to_features",
     "to_targets",
@@ -125,6 +127,21 @@ def load_bundled_sample() -> MnistData:
         _check_labels(labels, resource)
     n_train, n_valid = len(arrays["train_labels"]), len(arrays["valid_labels"])
     return MnistData(**arrays, source=f"bundled sample ({n_train} train, {n_valid} valid)")
+
+
+def example_digits() -> list[Path]:
+    """The PNGs of real digits shipped in ``microgradx/examples`` (four 3s and four 7s of the bundled
+    sample's valid split), each named ``<digit>-valid-<row>.png``: what ``microgradx predict --examples``
+    classifies.
+
+    Raises:
+        DataError: the packaged folder is missing or empty (a broken install).
+    """
+    folder = Path(__file__).resolve().parent / "examples"
+    found = sorted(folder.glob("*.png"))
+    if not found:
+        raise DataError(f"{folder}: no example digits (a broken install of microgradx)")
+    return found
 
 
 def _from_png_folder(root: Path) -> MnistData:
@@ -347,34 +364,123 @@ def read_png(path: PathLike) -> np.ndarray:
     Raises:
         DataError: the file is missing, not a PNG, damaged, not grayscale or not 28x28.
     """
-    from PIL import Image  # lazily: only this reader needs Pillow
-
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
-
-    # Pillow reports a damaged file through any of these, depending on where the damage is.
-    errors = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
-    errors += (Image.DecompressionBombError,)
-    try:
-        image = Image.open(path, formats=("PNG",))
-    except errors as exc:
-        raise DataError(f"{path}: not a readable PNG ({exc})") from exc
-    with image:
+    with _open_png(path) as image:
         # Checked before decoding, so that a PNG claiming a huge canvas is refused without inflating it.
         if image.mode != "L":
             raise DataError(f"{path}: image mode {image.mode}, expected 8-bit grayscale (mode L)")
         if image.size != IMAGE_SHAPE:
             width, height = image.size
             raise DataError(f"{path}: {width}x{height} pixels, expected 28x28")
-        try:
-            image.load()
-        except errors as exc:
-            raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
-        _check_png_pixel_count(path)
-        return np.asarray(image)
+        return np.asarray(_decoded(path, image))
 
 
+def read_digit(path: PathLike) -> tuple[np.ndarray, list[str]]:
+    """A PNG of a digit to classify, of any size and colour, prepared as MNIST's images are: uint8
+    (28, 28), a light digit on black. Returns the pixels and a note for every conversion made.
+
+    What is not already 28x28 grey is converted as fastai prepares an image for a model trained on
+    MNIST: to grey (colour averaged by luminance; transparent pixels laid on white, as a viewer shows
+    them), then resized (bilinear) so that its longer side is 28 pixels, its aspect kept and the rest
+    padded with background. A digit that is dark on a light background (its border is mostly light) is
+    inverted, since the models only ever saw light digits on black.
+
+    Raises:
+        DataError: the file is missing, not a PNG, damaged, or larger than :data:`MAX_DIGIT_PIXELS`.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    with _open_png(path) as image:
+        width, height = image.size
+        if width * height > MAX_DIGIT_PIXELS:       # checked before decoding, as in read_png
+            raise DataError(f"{path}: {width}x{height} pixels; a digit to classify is at most "
+                            f"{MAX_DIGIT_PIXELS:,} pixels")
+        grey = _to_grey(_decoded(path, image), notes)
+        pixels = np.asarray(grey)
+        if grey.size != IMAGE_SHAPE:
+            pixels = _fit_28(grey, _background(pixels))
+            notes.append(f"resized from {width}x{height} to 28x28 keeping its aspect")
+    if _background(pixels) > 127:
+        pixels = 255 - pixels
+        notes.append("inverted: a dark digit on a light background, where MNIST's are light on black")
+    return pixels, notes
+
+
+MAX_DIGIT_PIXELS = 4096 * 4096
+"""The largest image :func:`read_digit` decodes (a photo of a digit from a phone fits)."""
+
+# Pillow reports a damaged file through any of these, depending on where the damage is.
+_PIL_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                                                zlib.error)
+
+
+def _open_png(path: Path) -> Any:
+    from PIL import Image  # lazily: only the PNG readers need Pillow
+
+    if not path.is_file():
+        raise DataError(f"{path}: {'is not a file' if path.exists() else 'no such file'}")
+    try:
+        return Image.open(path, formats=("PNG",))
+    except (*_PIL_ERRORS, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: not a readable PNG ({exc})") from exc
+
+
+def _decoded(path: Path, image: Any) -> Any:
+    """``image`` with its pixels read, every row of them really in the file."""
+    try:
+        image.load()
+    except _PIL_ERRORS as exc:
+        raise DataError(f"{path}: corrupt PNG data ({exc})") from exc
+    _check_png_pixel_count(path)
+    return image
+
+
+def _to_grey(image: Any, notes: list[str]) -> Any:
+    """Image mode L from any PNG mode, saying what was done."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "L":
+        return image
+    if "A" in mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema() != (255, 255):
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            notes.append(f"converted from {mode} to grey, transparent pixels taken as white")
+            return Image.alpha_composite(white, rgba).convert("L")
+        image = rgba
+    if mode in ("I", "I;16", "I;16B", "F"):
+        # 16-bit or float grey: scale the range actually used to 0..255 instead of clipping it.
+        values = np.asarray(image, dtype=np.float64)
+        lo, hi = float(values.min()), float(values.max())
+        scaled = np.zeros_like(values) if hi == lo else (values - lo) * (255 / (hi - lo))
+        notes.append(f"converted from {mode} grey to 8 bits")
+        return Image.fromarray(np.round(scaled).astype(np.uint8))
+    notes.append(f"converted from {mode} to grey")
+    return image.convert("L")
+
+
+def _background(pixels: np.ndarray) -> float:
+    """The background's grey level: the median of the image's outermost ring of pixels."""
+    ring = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    return float(np.median(ring))
+
+
+def _fit_28(grey: Any, background: float) -> np.ndarray:
+    """``grey`` resized so its longer side is 28, centred on a 28x28 canvas of ``background``."""
+    from PIL import Image
+
+    width, height = grey.size
+    scale = 28 / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = grey.resize(size, Image.Resampling.BILINEAR)
+    canvas = Image.new("L", IMAGE_SHAPE, int(round(background)))
+    canvas.paste(small, ((28 - size[0]) // 2, (28 - size[1]) // 2))
+    return np.asarray(canvas)
+
+
+# Samples per pixel of each PNG colour type: grey, RGB, palette index, grey + alpha, RGBA (PNG spec, 11.2.2).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 # Adam7 interlacing: each pass's first column and row, and its steps across and down (PNG spec, 8.2).
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
@@ -384,7 +490,7 @@ def _check_png_pixel_count(path: Path) -> None:
 
     Pillow zero-fills the rows of a complete but too short data stream without a word, which would
     turn a damaged image into a plausible one. Called after Pillow has read the file: the chunks are
-    known to be well formed, and the image small (28x28 grayscale, 1 to 8 bits per pixel).
+    known to be well formed, and the image bounded (28x28 grey, or a digit of at most MAX_DIGIT_PIXELS).
     """
     raw = path.read_bytes()
     pos, header, compressed = 8, b"", []
@@ -397,7 +503,8 @@ def _check_png_pixel_count(path: Path) -> None:
             compressed.append(data)
         pos += 12 + length
     try:
-        width, height, bits, _, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header[:13])
+        bits = depth * _PNG_CHANNELS.get(colour, 1)
         passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
         expected = 0
         for x0, y0, dx, dy in passes:

@@ -449,7 +449,8 @@ def _summary(a: Any) -> str:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.4g}"
+    # -0.0 (a product with a negative zero, a gradient that cancelled) is zero to a reader: no "-0".
+    return f"{0.0 if x == 0 else x:.4g}"
 
 
 def _esc(text: Any) -> str:

@@ -18,12 +18,44 @@ settings.register_profile("ci", parent=settings.get_profile("default"), derandom
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+# The full MNIST 3-vs-7 data (12,396 train and 2,038 valid images), for the tests marked "data": where
+# MICROGRADX_DATA says, else in shared/data beside the checkout. Either place may hold the data itself
+# (fastai's mnist_sample folder, or a folder of IDX files) or folders of it: mnist_sample/ (PNGs) and
+# mnist_3_7_idx/ (IDX). Read once, at import: test_notebooks clears the variable for the notebooks.
+DATA_ENV = "MICROGRADX_DATA"
+_DATA_ROOT = Path(os.environ[DATA_ENV]).expanduser() if os.environ.get(DATA_ENV) else \
+    REPO.parent / "shared" / "data"
+
+
+def _find_full_data(kind: str) -> Path | None:
+    for folder in (_DATA_ROOT, _DATA_ROOT / {"png": "mnist_sample", "idx": "mnist_3_7_idx"}[kind]):
+        if kind == "png" and (folder / "train" / "3").is_dir():
+            return folder
+        if kind == "idx" and any(folder.glob("train-images-idx3-ubyte*")):
+            return folder
+    return None
+
+
+FULL_DATA = {kind: _find_full_data(kind) for kind in ("png", "idx")}
+# No path in the reason: a skip says what is missing and how to provide it, wherever the suite runs.
+NO_FULL_DATA = (f"the full MNIST 3-vs-7 data is not here; set {DATA_ENV} to a copy (fastai's mnist_sample "
+                "folder, IDX files, or a folder holding mnist_sample/ and mnist_3_7_idx/)")
+
+
+def full_data(kind: str) -> Path:
+    """The full data as PNG folders (``"png"``) or IDX files (``"idx"``); skips the test when absent."""
+    folder = FULL_DATA[kind]
+    if folder is None:
+        pytest.skip(NO_FULL_DATA)
+    return folder
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """The full MNIST 3-vs-7 sample beside the checkout; tests using it skip where it is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"full MNIST sample not found at {SHARED_DATA}")
-    return SHARED_DATA
+def full_png_folder() -> Path:
+    return full_data("png")
+
+
+@pytest.fixture
+def full_idx_folder() -> Path:
+    return full_data("idx")

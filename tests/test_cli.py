@@ -20,6 +20,7 @@ from microgradx import checkpoint as ckpt
 from microgradx.cli import main
 from microgradx.data import load_mnist_3_7
 from microgradx.errors import CheckpointError
+from microgradx.train import CHECKPOINT_NAME as CKPT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,17 +61,17 @@ def test_train_prints_the_baseline_and_the_table_and_writes_its_files(tmp_path, 
     table = _table(out)
     assert table[0].split() == ["epoch", "train", "loss", "valid", "loss", "valid", "acc"]
     assert [row.split()[0] for row in table[1:]] == ["1", "2", "3"]
-    assert sorted(p.name for p in out_dir.iterdir()) == ["checkpoint.npz", "curves.png", "metrics.json"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [CKPT, "curves.png", "metrics.json"]
     assert (out_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     import json
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["config"] == {"model": "linear", "epochs": 3, "lr": 1.0, "batch_size": 256, "seed": 0}
     assert metrics["final"]["valid_accuracy"] == pytest.approx(float(table[-1].split()[-1]), abs=5e-5)
-    assert ckpt.load_checkpoint(out_dir / "checkpoint.npz").epoch == 3
+    assert ckpt.load_checkpoint(out_dir / CKPT).epoch == 3
     # Training afresh into the same folder says that it replaces the earlier run's checkpoint.
     code, _, err = run(capsys, "train", "--epochs", "1", "--out", out_dir)
     assert code == 0 and "starting afresh" in err
-    assert ckpt.load_checkpoint(out_dir / "checkpoint.npz").epoch == 1
+    assert ckpt.load_checkpoint(out_dir / CKPT).epoch == 1
 
 
 def test_the_same_seed_prints_the_same_figures_and_writes_the_same_weights(tmp_path, capsys):
@@ -81,7 +82,7 @@ def test_the_same_seed_prints_the_same_figures_and_writes_the_same_weights(tmp_p
         assert code == 0
         outs.append(out.replace(str(tmp_path / name), "OUT"))
     assert outs[0] == outs[1]
-    assert _weights(tmp_path / "a" / "checkpoint.npz") == _weights(tmp_path / "b" / "checkpoint.npz")
+    assert _weights(tmp_path / "a" / CKPT) == _weights(tmp_path / "b" / CKPT)
     code, out, _ = run(capsys, "train", "--model", "mlp", "--epochs", "3", "--seed", "8",
                        "--out", tmp_path / "c")
     assert _table(out) != _table(outs[0])
@@ -95,19 +96,19 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
     assert code == 0, err
     assert "resuming" in resumed and "at epoch 2 of 4" in resumed
     assert _table(resumed) == _table(straight)         # the full table, the first two rows included
-    assert _weights(tmp_path / "parts" / "checkpoint.npz") == \
-        _weights(tmp_path / "straight" / "checkpoint.npz")
+    assert _weights(tmp_path / "parts" / CKPT) == \
+        _weights(tmp_path / "straight" / CKPT)
 
 
 def test_resume_refuses_settings_that_differ_from_the_checkpoint(tmp_path, capsys):
     assert run(capsys, "train", "--epochs", "1", "--out", tmp_path)[0] == 0
-    before = (tmp_path / "checkpoint.npz").read_bytes()
+    before = (tmp_path / CKPT).read_bytes()
     code, out, err = run(capsys, "train", "--resume", "--lr", "0.5", "--out", tmp_path)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "trained with --lr 1.0, not 0.5" in err
     code, _, err = run(capsys, "train", "--resume", "--model", "mlp", "--out", tmp_path)
     assert code == 2 and "--model linear, not mlp" in err
-    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    assert (tmp_path / CKPT).read_bytes() == before
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys,
@@ -130,7 +131,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(
     monkeypatch.setattr(Trainer, "train_epoch", explode)
     code, _, err = run(capsys, "train", "--resume", "--epochs", "4", "--out", tmp_path / "run")
     assert code == 2 and "diverged in epoch 3" in err
-    assert ckpt.load_checkpoint(tmp_path / "run" / "checkpoint.npz").epoch == 2
+    assert ckpt.load_checkpoint(tmp_path / "run" / CKPT).epoch == 2
 
 
 def test_resume_without_a_checkpoint(tmp_path, capsys):
@@ -152,9 +153,9 @@ def test_ctrl_c_between_epochs_names_the_last_checkpoint(tmp_path, capsys, monke
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_third)
     code, _, err = run(capsys, "train", "--epochs", "5", "--out", tmp_path)
     assert code == 130
-    assert f"interrupted; last complete checkpoint: {tmp_path / 'checkpoint.npz'} (epoch 2)" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]   # no plot, no temp files
-    assert ckpt.load_checkpoint(tmp_path / "checkpoint.npz").epoch == 2
+    assert f"interrupted; last complete checkpoint: {tmp_path / 'checkpoint.safetensors'} (epoch 2)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CKPT]   # no plot, no temp files
+    assert ckpt.load_checkpoint(tmp_path / CKPT).epoch == 2
 
 
 def _start_training(out: Path) -> subprocess.Popen:
@@ -181,23 +182,23 @@ def _wait_for_epoch(proc: subprocess.Popen, path: Path, epoch: int) -> int:
 def test_a_real_interruption_leaves_a_checkpoint_that_resumes_exactly(tmp_path, capsys, sig):
     out = tmp_path / "run"
     proc = _start_training(out)
-    _wait_for_epoch(proc, out / "checkpoint.npz", 2)
+    _wait_for_epoch(proc, out / CKPT, 2)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
         assert proc.returncode == 130
-        assert re.search(r"interrupted; last complete checkpoint: .*checkpoint\.npz \(epoch \d+\)", err), err
+        assert re.search(rf"interrupted; last complete checkpoint: .*{CKPT} \(epoch \d+\)", err), err
         assert "Traceback" not in err
         assert not list(out.glob("*.tmp")), "a temporary file was left behind"
-    done = ckpt.load_checkpoint(out / "checkpoint.npz").epoch
+    done = ckpt.load_checkpoint(out / CKPT).epoch
     assert done >= 2
 
-    (out / ".checkpoint.npz.abc123.tmp").write_bytes(b"half a checkpoint")   # as kill -9 mid-write leaves
+    (out / f".{CKPT}.abc123.tmp").write_bytes(b"half a checkpoint")   # as kill -9 mid-write leaves
     code, _, err = run(capsys, "train", "--resume", "--epochs", done + 2, "--out", out)
     assert code == 0, err
     assert not list(out.glob("*.tmp"))
     assert run(capsys, "train", "--epochs", done + 2, "--out", tmp_path / "straight")[0] == 0
-    assert _weights(out / "checkpoint.npz") == _weights(tmp_path / "straight" / "checkpoint.npz")
+    assert _weights(out / CKPT) == _weights(tmp_path / "straight" / CKPT)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,6 +307,15 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, caps
     assert out == "" and not (locked / "run").exists()      # refused before loading data or training
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", [["train"], ["lr-find", "--steps", "1"], ["graph"]])
+def test_an_out_in_proc_is_refused_before_any_work_even_for_root(capsys, command):
+    # /proc passes os.access for root but takes no new files: the check must try to create one.
+    code, out, err = run(capsys, *command, "--out", "/proc/x")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "/proc/x: cannot write there" in err and out == ""
+
+
 def test_out_expands_the_home_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     code, _, err = run(capsys, "lr-find", "--steps", "1", "--num", "2", "--quiet", "--out", "~/sweep")
@@ -323,7 +333,7 @@ def test_a_failed_write_mid_run_is_one_line_and_exit_code_1(tmp_path, capsys, mo
     import microgradx.train as train_module
 
     def disk_full(*args, **kwargs):
-        raise OSError(28, "No space left on device", str(tmp_path / "run" / "checkpoint.npz"))
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / CKPT))
     monkeypatch.setattr(train_module.ckpt, "save_checkpoint", disk_full)
     code, _, err = run(capsys, "train", "--epochs", "1", "--quiet", "--out", tmp_path / "run")
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
@@ -375,7 +385,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     for model, epochs in (("linear", "5"), ("mlp", "20")):
         code = main(["train", "--model", model, "--epochs", epochs, "--quiet", "--out", str(root / model)])
         assert code == 0
-        paths[model] = root / model / "checkpoint.npz"
+        paths[model] = root / model / CKPT
     return paths
 
 
@@ -403,10 +413,11 @@ def test_predict_refuses_weights_of_another_model_or_no_weights_at_all(tmp_path,
     code, out, err = run(capsys, "predict", "--weights", trained["mlp"], "--model", "linear", three)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert str(trained["mlp"]) in err and "mlp model" in err
-    junk = tmp_path / "junk.npz"
+    junk = tmp_path / "junk.safetensors"
     junk.write_bytes(os.urandom(500))
-    for weights, problem in ((junk, "not a readable npz archive"), (three, "not a readable npz archive"),
-                             (tmp_path / "absent.npz", "no such file")):
+    unreadable = "not a readable safetensors file"
+    absent = tmp_path / "absent.safetensors"
+    for weights, problem in ((junk, unreadable), (three, unreadable), (absent, "no such file")):
         code, out, err = run(capsys, "predict", "--weights", weights, three)
         assert code == 2 and out == "" and err.count("\n") == 1
         assert str(weights) in err and problem in err
@@ -414,16 +425,62 @@ def test_predict_refuses_weights_of_another_model_or_no_weights_at_all(tmp_path,
 
 def test_predict_refuses_images_it_cannot_use(tmp_path, capsys, trained, digits):
     three, _ = digits
-    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "rgb.png")
-    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "big.png")
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "cut.png").write_bytes(three.read_bytes()[:70])
-    for name, problem in (("rgb.png", "mode RGB"), ("big.png", "32x32 pixels"),
-                          ("text.png", "not a readable PNG"), ("cut.png", "corrupt PNG"),
-                          ("absent.png", "no such file")):
+    noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)    # incompressible
+    (tmp_path / "cut_rgb.png").write_bytes(_png_bytes(noise)[:2000])
+    for name, problem in (("text.png", "not a readable PNG"), ("cut.png", "corrupt PNG"),
+                          ("cut_rgb.png", "corrupt PNG"), ("absent.png", "no such file")):
         code, out, err = run(capsys, "predict", "--weights", trained["linear"], three, tmp_path / name)
         assert code == 2 and out == "", name       # nothing printed, not even for the good image
         assert err.count("\n") == 1 and str(tmp_path / name) in err and problem in err
+
+
+def _png_bytes(pixels: np.ndarray) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_predict_converts_colour_size_and_dark_on_light_and_says_so(tmp_path, capsys, trained, bundled):
+    three = bundled.valid_images[bundled.valid_labels == 3][0]
+    big = np.kron(three, np.ones((3, 3), np.uint8))                # 84x84, the same digit
+    cases = {
+        "rgb_big.png": (np.stack([big] * 3, axis=-1), ["from RGB to grey", "from 84x84 to 28x28"]),
+        "dark_on_white.png": (255 - three, ["inverted: a dark digit on a light background"]),
+        # Black ink whose opacity is the digit, on a transparent canvas: as a drawing app saves it.
+        "ink.png": (np.dstack([np.zeros((28, 28, 3), np.uint8), three]), ["transparent pixels taken as white",
+                                                                         "inverted"]),
+    }
+    for name, (pixels, _) in cases.items():
+        Image.fromarray(pixels).save(tmp_path / name)
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"], *(tmp_path / n for n in cases))
+    assert code == 0, err
+    lines = out.splitlines()
+    for line, (name, (_, notes)) in zip(lines, cases.items(), strict=True):
+        assert line.startswith(f"{tmp_path / name}: 3 (p="), line     # converted back into the digit it was
+        for note in notes:
+            assert note in line, (note, line)
+    original = tmp_path / "original.png"
+    Image.fromarray(three).save(original)
+    code, out, _ = run(capsys, "predict", "--weights", trained["mlp"], original)
+    assert code == 0 and "[" not in out           # nothing converted: no note
+
+
+def test_predict_examples_classifies_the_shipped_digits(capsys, trained):
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"], "--examples")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("examples: 8 digits in ")
+    rows = [re.fullmatch(r"([37])-valid-\d{3}\.png: ([37]) \(p=[01]\.\d\d\)", line) for line in lines[1:-1]]
+    assert len(rows) == 8 and all(rows), lines
+    assert sorted(m.group(1) for m in rows) == ["3"] * 4 + ["7"] * 4
+    right = sum(m.group(1) == m.group(2) for m in rows)
+    assert lines[-1] == f"examples right: {right} of 8" and right >= 6
+    code, out, err = run(capsys, "predict", "--weights", trained["mlp"])
+    assert code == 2 and "--examples" in err and out == ""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -466,7 +523,7 @@ def test_graph_draws_the_trained_model_and_a_neuron(tmp_path, capsys, trained):
 
 def test_graph_without_a_checkpoint(tmp_path, capsys):
     code, _, err = run(capsys, "graph", "--out", tmp_path)
-    assert code == 2 and "checkpoint.npz: no such file" in err
+    assert code == 2 and "checkpoint.safetensors: no such file" in err
 
 
 def test_checkpoint_error_is_a_microgradx_error():
@@ -478,6 +535,26 @@ def test_checkpoint_error_is_a_microgradx_error():
 # --------------------------------------------------------------------------------------------------
 # no network
 # --------------------------------------------------------------------------------------------------
+
+
+def test_the_training_guides_commands_work_as_written_after_make_train(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    for line in re.findall(r"^\t\$\(BIN\)/microgradx (train .*?) \$\(ARGS\)$", makefile, re.M):
+        assert run(capsys, *shlex.split(line), "--quiet")[0] == 0, line
+    guide = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    # Those of its commands that need no data but the bundled sample and what make train wrote.
+    commands = re.findall(r"^\$ microgradx (.*)$", guide, re.M)
+    commands += re.findall(r"a bare `microgradx (graph)`", guide)
+    commands = [c for c in commands if "mnist_sample" not in c]
+    assert any("--examples" in c for c in commands) and "graph" in commands
+    for command in commands:
+        code, out, err = run(capsys, *shlex.split(command))
+        assert code == 0, (command, err)
+    assert (tmp_path / "runs" / "linear" / "graph_linear.svg").is_file()
+    assert (tmp_path / "runs" / "mlp" / "graph_mlp.svg").is_file()
 
 
 def test_every_command_runs_with_the_network_switched_off(tmp_path, capsys, monkeypatch):
@@ -496,5 +573,5 @@ def test_every_command_runs_with_the_network_switched_off(tmp_path, capsys, monk
     assert run(capsys, "graph", "--out", out)[0] == 0
     digit = tmp_path / "digit.png"
     Image.fromarray(load_mnist_3_7().valid_images[0]).save(digit)
-    code, printed, _ = run(capsys, "predict", "--weights", out / "checkpoint.npz", digit)
+    code, printed, _ = run(capsys, "predict", "--weights", out / CKPT, digit)
     assert code == 0 and re.search(r"digit\.png: [37] \(p=", printed)

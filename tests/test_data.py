@@ -20,6 +20,7 @@ from microgradx.data import (
     load_idx_pair,
     load_mnist_3_7,
     load_png_folder,
+    read_digit,
     read_idx,
     read_png,
     to_features,
@@ -27,7 +28,8 @@ from microgradx.data import (
 )
 from microgradx.errors import DataError, DTypeError, ShapeError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import full_data
+
 SAMPLE_FILE = Path(__file__).resolve().parents[1] / "microgradx" / "datasets" / "mnist_3_7_sample.npz"
 
 RNG = np.random.default_rng(0)
@@ -351,12 +353,19 @@ def bad_png(kind: str, path: Path) -> Path:
     raise AssertionError(kind)
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_file(header: bytes, pixel_data: bytes) -> bytes:
+    """A PNG of three chunks: IHDR ``header``, one IDAT of ``pixel_data`` compressed, IEND."""
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(pixel_data))
+            + png_chunk(b"IEND", b""))
+
+
 def crafted_png(bits: int = 8, interlace: int = 0, rows: int = 28, cut: int = 0) -> bytes:
     """A 28x28 grayscale PNG of black pixels, chunk by chunk, with ``rows`` rows (less ``cut`` bytes;
     a negative ``cut`` adds bytes after the last row)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     def pass_bytes(columns: int, rows: int) -> int:     # each row: a filter byte, then the pixels
         return rows * (1 + math.ceil(columns * bits / 8))
 
@@ -367,8 +376,7 @@ def crafted_png(bits: int = 8, interlace: int = 0, rows: int = 28, cut: int = 0)
     else:
         size = pass_bytes(28, rows)
     header = struct.pack(">IIBBBBB", 28, 28, bits, 0, 0, 0, interlace)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(size - cut)))
-            + chunk(b"IEND", b""))
+    return png_file(header, bytes(size - cut))
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])
@@ -590,24 +598,20 @@ def test_loader_rejects_mismatched_lengths():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The full data set in ../shared/data (absent on users' machines)
+# The full data set (absent on users' machines; see conftest.py for MICROGRADX_DATA)
 # ---------------------------------------------------------------------------------------------------------
-
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent")
-
 
 @pytest.fixture(scope="module")
 def full_png() -> MnistData:
-    return load_mnist_3_7(SHARED_DATA / "mnist_sample")
+    return load_mnist_3_7(full_data("png"))
 
 
 @pytest.fixture(scope="module")
 def full_idx() -> MnistData:
-    return load_mnist_3_7(SHARED_DATA / "mnist_3_7_idx")
+    return load_mnist_3_7(full_data("idx"))
 
 
 @pytest.mark.data
-@needs_shared_data
 def test_full_png_and_idx_copies_agree(full_png, full_idx):
     for data in (full_png, full_idx):
         assert data.train_images.shape == (12396, 28, 28) and data.valid_images.shape == (2038, 28, 28)
@@ -622,7 +626,6 @@ def test_full_png_and_idx_copies_agree(full_png, full_idx):
 
 
 @pytest.mark.data
-@needs_shared_data
 def test_bundled_sample_is_made_of_mnist_training_images(full_idx):
     # Every bundled image should be one of the full set's train images of the same digit, to within the
     # one grey level that the full set's train pixels may be off by.
@@ -635,3 +638,72 @@ def test_bundled_sample_is_made_of_mnist_training_images(full_idx):
     assert np.abs(images - full[nearest]).max() <= 1
     np.testing.assert_array_equal(full_idx.train_labels[nearest], labels)
     assert len(set(nearest.tolist())) == 1000
+
+
+# --------------------------------------------------------------------------------------------------
+# read_digit: any PNG of a digit, prepared as MNIST's are
+# --------------------------------------------------------------------------------------------------
+
+def _save(path: Path, pixels: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_read_digit_leaves_an_mnist_image_as_it_is(tmp_path):
+    three = load_bundled_sample().valid_images[0]
+    pixels, notes = read_digit(_save(tmp_path / "d.png", three))
+    np.testing.assert_array_equal(pixels, three)
+    assert notes == []
+
+
+def test_read_digit_shrinks_keeping_the_aspect_and_pads_with_background(tmp_path):
+    three = load_bundled_sample().valid_images[0]
+    tall = np.zeros((112, 56), np.uint8)                 # the digit, 2x larger, in a canvas twice as tall
+    tall[28:84] = np.kron(three, np.ones((2, 2), np.uint8))
+    pixels, notes = read_digit(_save(tmp_path / "d.png", tall))
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    assert notes == ["resized from 56x112 to 28x28 keeping its aspect"]
+    # 56x112 becomes 14x28, centred: 7 columns of background on each side, and the digit at half size.
+    assert not pixels[:, :7].any() and not pixels[:, 21:].any()
+    expected = three.reshape(14, 2, 14, 2).mean(axis=(1, 3))
+    assert np.abs(pixels[7:21, 7:21].astype(float) - expected).mean() < 20
+
+
+def test_read_digit_inverts_a_dark_digit_on_light_and_greys_colour(tmp_path):
+    three = load_bundled_sample().valid_images[0]
+    rgb = np.stack([255 - three] * 3, axis=-1)
+    pixels, notes = read_digit(_save(tmp_path / "d.png", rgb))
+    np.testing.assert_array_equal(pixels, three)
+    assert notes[0] == "converted from RGB to grey" and notes[1].startswith("inverted")
+
+
+def test_read_digit_lays_transparency_on_white(tmp_path):
+    three = load_bundled_sample().valid_images[0]
+    ink = np.dstack([np.zeros((28, 28, 3), np.uint8), three])      # black ink, opaque where the digit is
+    pixels, notes = read_digit(_save(tmp_path / "d.png", ink))
+    assert np.abs(pixels.astype(int) - three).max() <= 1
+    assert "transparent pixels taken as white" in notes[0] and notes[1].startswith("inverted")
+    opaque = np.dstack([np.stack([three] * 3, axis=-1), np.full((28, 28), 255, np.uint8)])
+    pixels, notes = read_digit(_save(tmp_path / "o.png", opaque))
+    assert notes == ["converted from RGBA to grey"]
+    assert np.abs(pixels.astype(int) - three).max() <= 1
+
+
+def test_read_digit_refuses_a_colour_png_whose_rows_are_missing(tmp_path):
+    # A complete but short data stream: Pillow fills the missing rows with black and says nothing.
+    header = struct.pack(">IIBBBBB", 40, 40, 8, 2, 0, 0, 0)        # 40x40 RGB, 8 bits per sample
+    rows = bytes((1 + 40 * 3) * 10)                                 # 10 of its 40 rows
+    path = tmp_path / "short.png"
+    path.write_bytes(png_file(header, rows))
+    with pytest.raises(DataError, match="short.png: its pixel data holds 1210 bytes"):
+        read_digit(path)
+
+
+def test_read_digit_refuses_a_huge_canvas_before_decoding_it(tmp_path):
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_file(header, b""))
+    with pytest.raises(DataError, match="huge.png: 5000x5000 pixels"):
+        read_digit(path)

@@ -22,8 +22,8 @@ from microgradx import functional, ops
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-API_MODULES = ["engine", "ops", "functional", "nn", "losses", "optim", "data", "train", "checkpoint", "viz",
-               "testing", "errors"]
+API_MODULES = ["engine", "ops", "functional", "nn", "losses", "optim", "data", "train", "checkpoint",
+               "threads", "viz", "testing", "errors"]
 
 
 def load_hook(name: str):
@@ -106,7 +106,7 @@ def test_value_backward_is_documented(site):
     assert 'id="microgradx.engine.Value.backward"' in text
 
 
-@pytest.mark.parametrize("name", ["quickstart.md", "concepts.md"])
+@pytest.mark.parametrize("name", ["quickstart.md", "concepts.md", "from-pytorch.md"])
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")   # concepts' anomaly-mode example
 def test_the_examples_run(name, capsys):
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S)
@@ -122,3 +122,26 @@ def test_docstring_prose_becomes_markdown():
     doc = "Use it like this::\n\n    y = f(x)\n\nSee :class:`~microgradx.errors.DataError`.\n\n>>> f(1)\n2\n"
     assert convert(doc) == ("Use it like this:\n\n```python\ny = f(x)\n```\n\nSee `DataError`.\n\n"
                             "```pycon\n>>> f(1)\n2\n```")
+
+
+# Strict: once Value has the aliases this test passes, and "XPASS(strict)" fails the suite until the
+# marker goes. Until then the page documents spellings the engine does not have yet.
+@pytest.mark.xfail(strict=True, reason="the PyTorch aliases of Value are not in the engine yet")
+def test_the_pytorch_page_spellings_hold():
+    import numpy as np
+
+    import microgradx as mg
+    from microgradx.errors import MicrogradxError
+
+    v = mg.Value(np.arange(6.0).reshape(2, 3))
+    assert v.view(-1, 6).shape == (1, 6) and v.view(3, 2).shape == (3, 2)
+    assert v.unsqueeze(1).shape == (2, 1, 3)
+    assert v.float().dtype == np.float32
+    m = np.mean(v)
+    assert isinstance(m, mg.Value) and m.item() == 2.5
+    m.backward()
+    np.testing.assert_allclose(v.grad, np.full((2, 3), 1 / 6))
+    assert isinstance(np.sum(v), mg.Value)
+    with pytest.raises(MicrogradxError, match="zero_grad"):
+        v.grad.zero_()
+    assert mg.concatenate([v, v]).shape == (4, 3) and mg.stack([v, v]).shape == (2, 2, 3)

@@ -1,15 +1,15 @@
 """Fuzzing the checkpoint loader: every input loads correctly or raises CheckpointError, nothing else.
 
-Inputs: a valid checkpoint cut short, with bytes flipped, inserted or appended; random bytes; archives
-crafted to lie (pickles, headers claiming huge arrays, wrong dtypes); and metadata with any JSON in any
-field. "Loads correctly" means: exactly the content that was saved.
+Inputs: a valid checkpoint cut short, with bytes flipped, inserted or appended; random bytes; files
+crafted to lie (headers claiming huge arrays, dtypes numpy lacks, wrong dtypes, a wrong checksum); the
+old .npz format; and metadata with any JSON in any field. "Loads correctly" means: exactly the content
+that was saved.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.numpy import save
 
 from microgradx import nn
-from microgradx.checkpoint import load_checkpoint, save_checkpoint
+from microgradx.checkpoint import _digest, load_checkpoint, save_checkpoint
 from microgradx.errors import CheckpointError
 from microgradx.optim import SGD, Adam
 from microgradx.train import Dataset, Trainer, load_model
@@ -54,13 +56,13 @@ def valid(folder) -> Valid:
     history = [{"epoch": 1, "train_loss": 0.5, "valid_loss": 0.4, "valid_accuracy": 0.9, "seconds": 0.1}]
     extra = {"config": {"model": "mlp", "epochs": 3, "lr": 0.1, "batch_size": 256, "seed": 0},
              "data": {"source": "fuzz", "fingerprint": "0123"}}
-    path = save_checkpoint(folder / "valid.npz", model, ARCH, optimizer=opt, epoch=1, history=history,
+    path = save_checkpoint(folder / "valid.safetensors", model, ARCH, optimizer=opt, epoch=1, history=history,
                            extra=extra)
     return Valid((path.read_bytes(), model, opt))
 
 
 def _write(folder: Path, data: bytes) -> Path:
-    path = folder / "case.npz"
+    path = folder / "case.safetensors"
     path.write_bytes(data)
     return path
 
@@ -84,10 +86,10 @@ def _load_or_checkpoint_error(path: Path, model: nn.Module, opt: SGD) -> None:
 def test_round_trip(valid, folder):
     data, model, opt = valid
     ckpt = load_checkpoint(_write(folder, data))
-    _load_or_checkpoint_error(folder / "case.npz", model, opt)
+    _load_or_checkpoint_error(folder / "case.safetensors", model, opt)
     assert ckpt.history[0]["valid_accuracy"] == 0.9
     assert ckpt.extra["data"]["source"] == "fuzz"
-    restored, _ = load_model(folder / "case.npz")
+    restored, _ = load_model(folder / "case.safetensors")
     for (n1, p1), (n2, p2) in zip(restored.named_parameters(), model.named_parameters(), strict=True):
         assert n1 == n2 and np.array_equal(p1.data, p2.data) and p1.dtype == np.float32
 
@@ -96,7 +98,7 @@ def test_round_trip(valid, folder):
 def test_truncated_checkpoints_are_refused(valid, folder, cut):
     data, model, opt = valid
     path = _write(folder, data[: cut % len(data)])
-    with pytest.raises(CheckpointError, match="case.npz"):
+    with pytest.raises(CheckpointError, match="case.safetensors"):
         load_checkpoint(path)
 
 
@@ -105,11 +107,10 @@ def test_flipped_bytes_load_correctly_or_are_refused(valid, folder, data):
     raw, model, opt = valid
     buf = bytearray(raw)
     for _ in range(data.draw(st.integers(1, 8))):
-        # Bias half the flips toward the zip's structures (headers and central directory at the end),
-        # where a flip is most likely to confuse the reader rather than just fail a CRC.
-        near_end = data.draw(st.booleans())
-        lo = max(0, len(buf) - 600) if near_end else 0
-        pos = data.draw(st.integers(lo, len(buf) - 1))
+        # Bias half the flips toward the header (its length and JSON come first), where a flip is most
+        # likely to confuse the reader rather than just fail the checksum.
+        in_header = data.draw(st.booleans())
+        pos = data.draw(st.integers(0, min(len(buf), 1200) - 1 if in_header else len(buf) - 1))
         buf[pos] ^= data.draw(st.integers(1, 255))
     _load_or_checkpoint_error(_write(folder, bytes(buf)), model, opt)
 
@@ -129,76 +130,67 @@ def test_random_bytes_are_refused(folder, blob):
 
 
 @given(st.binary(max_size=200))
-def test_a_zip_prefix_with_random_rest_is_refused(folder, rest):
+def test_a_header_length_with_random_rest_is_refused(folder, rest):
     with pytest.raises(CheckpointError):
-        load_checkpoint(_write(folder, b"PK\x03\x04" + rest))
+        load_checkpoint(_write(folder, struct.pack("<Q", len(rest)) + rest))
 
 
 # --------------------------------------------------------------------------------------------------
-# Archives that are well-formed zips but lie
+# Files that are well-formed safetensors but lie
 # --------------------------------------------------------------------------------------------------
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return out.getvalue()
+META = {"format": "microgradx-checkpoint", "version": 2,
+        "architecture": {"kind": "linear", "sizes": [784, 1]}, "epoch": 0, "history": [], "optimizer": None,
+        "extra": {}}
+LINEAR = {"weight": np.zeros((784, 1), np.float32), "bias": np.zeros(1, np.float32)}
 
 
-def _npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
-    out = io.BytesIO()
-    np.lib.format.write_array(out, arr, allow_pickle=allow_pickle)
-    return out.getvalue()
+def _file(arrays: dict[str, np.ndarray], meta: dict | None = None, *, raw: dict[str, str] | None = None,
+          digest: str | None = None) -> bytes:
+    """A safetensors file of ``arrays`` with microgradx's metadata (each key JSON), checksummed right
+    unless ``digest`` is given; ``raw`` adds metadata strings as they are."""
+    metadata = {key: json.dumps(value) for key, value in (META if meta is None else meta).items()}
+    metadata.update(raw or {})
+    metadata["sha256"] = digest or _digest(metadata, arrays)
+    return save(arrays, metadata=metadata)
 
 
-def _meta(**changes) -> bytes:
-    meta = {"format": "microgradx-checkpoint", "version": 1, "architecture": {"kind": "linear",
-            "sizes": [784, 1]}, "epoch": 0, "history": [], "optimizer": None, "extra": {}}
-    meta.update(changes)
-    return _npy(np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+def _header_only(header: dict, data: bytes = b"") -> bytes:
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
 
 
-def _huge_header(shape: tuple[int, ...]) -> bytes:
-    header = {"descr": "<f4", "fortran_order": False, "shape": shape}
-    out = io.BytesIO()
-    np.lib.format.write_array_header_1_0(out, header)
-    return out.getvalue() + b"\0" * 16
-
-
-LINEAR = {"weights/weight.npy": _npy(np.zeros((784, 1), np.float32)),
-          "weights/bias.npy": _npy(np.zeros(1, np.float32))}
-
-
-@pytest.mark.parametrize("members, message", [
-    ({"meta.npy": _meta(), **LINEAR}, None),     # the control: this one is valid
-    (LINEAR, "without its metadata"),
-    ({"meta.npy": _meta()}, "holds no weights"),
-    ({"meta.npy": _meta(), "weights/weight.npy": _npy(np.array([object()], dtype=object), allow_pickle=True)},
-     "holds only float arrays"),
-    ({"meta.npy": _meta(), "weights/weight.npy": _huge_header((10**6, 10**6))}, "header claims"),
-    ({"meta.npy": _meta(), "weights/weight.npy": _huge_header((-4, -1))}, "negative size"),
-    ({"meta.npy": _meta(), "weights/weight.npy": _npy(np.zeros(3, np.int64))}, "holds only float arrays"),
-    ({"meta.npy": _meta(), **LINEAR, "notes.txt": b"hi"}, "unexpected member"),
-    ({"meta.npy": _meta(), **LINEAR, "other.npy": _npy(np.zeros(2))}, "unexpected array other"),
-    ({"meta.npy": _meta(version=2), **LINEAR}, "newer than this"),
-    ({"meta.npy": _meta(format="something-else"), **LINEAR}, "not a microgradx checkpoint"),
-    ({"meta.npy": _npy(np.frombuffer(b"\xff\xfe{", dtype=np.uint8)), **LINEAR}, "not JSON"),
-    ({"meta.npy": _npy(np.frombuffer(b"[" * 100000, dtype=np.uint8)), **LINEAR}, "not JSON"),
-    ({"meta.npy": _meta(epoch=-1), **LINEAR}, "epoch"),
+@pytest.mark.parametrize("content, message", [
+    (_file(LINEAR), None),     # the control: this one is valid
+    (save(LINEAR), "without its metadata"),
+    (_file({}), "holds no weights"),
+    (_file({"weight": np.zeros(3, np.int64)}), "holds int64 data, expected floats"),
+    (_file({**LINEAR, "optimizer/x": np.zeros(2)}), "unexpected array optimizer/x"),
+    (_file(LINEAR, digest="0" * 64), "do not match the checksum"),
+    (_file(LINEAR, {**META, "version": 3}), "newer than this"),
+    (_file(LINEAR, {**META, "format": "something-else"}), "not a microgradx checkpoint"),
+    (_file(LINEAR, raw={"history": "{not json"}), "history is not JSON"),
+    (_file(LINEAR, raw={"extra": "[" * 100000}), "extra is not JSON"),
+    (_file(LINEAR, {k: v for k, v in META.items() if k != "epoch"}), "no epoch"),
+    (_file(LINEAR, {**META, "epoch": -1}), "epoch"),
     # NaN and Infinity are not JSON, but Python's json reads them: an edited file, refused on loading.
-    ({"meta.npy": _meta(history=[{"epoch": 1, "train_loss": float("nan")}]), **LINEAR}, "history"),
-    ({"meta.npy": _meta(optimizer={"name": "SGD", "hyper": {"lr": float("inf")}, "steps": 0, "slots": {}}),
-      **LINEAR}, "optimizer state"),
-    ({"meta.npy": _meta(optimizer={"name": "SGD", "hyper": {}, "steps": 0, "slots": {"momentum": 2}}),
-      **LINEAR}, "optimizer buffers"),
-    ({"meta.npy": _meta(architecture={"kind": "mlp", "sizes": [784, 30, 1]}), **LINEAR}, "missing layers"),
-    ({"meta.npy": _meta(architecture={"kind": "cnn"}), **LINEAR}, "unknown model architecture"),
-    ({"meta.npy": _meta(), "weights/weight.npy": _npy(np.zeros((1, 784), np.float32)),
-      "weights/bias.npy": _npy(np.zeros(1, np.float32))}, r"shape \(1, 784\), expected \(784, 1\)"),
+    (_file(LINEAR, {**META, "history": [{"epoch": 1, "train_loss": float("nan")}]}), "history"),
+    (_file(LINEAR, {**META, "optimizer": {"name": "SGD", "hyper": {"lr": float("inf")}, "steps": 0,
+                                          "slots": {}}}), "optimizer state"),
+    (_file(LINEAR, {**META, "optimizer": {"name": "SGD", "hyper": {}, "steps": 0, "slots": {"momentum": 2}}}),
+     "optimizer buffers"),
+    (_file(LINEAR, {**META, "architecture": {"kind": "mlp", "sizes": [784, 30, 1]}}), "missing layers"),
+    (_file(LINEAR, {**META, "architecture": {"kind": "cnn"}}), "unknown model architecture"),
+    (_file({"weight": np.zeros((1, 784), np.float32), "bias": np.zeros(1, np.float32)}),
+     r"shape \(1, 784\), expected \(784, 1\)"),
+    # A header claiming a terabyte the file does not hold, and a dtype numpy has no type for.
+    (_header_only({"weight": {"dtype": "F32", "shape": [10**6, 10**6], "data_offsets": [0, 4 * 10**12]}}),
+     "not a readable safetensors file"),
+    (_header_only({"weight": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4),
+     "not a readable safetensors file"),
 ])
-def test_crafted_archives(folder, members, message):
-    path = _write(folder, _zip(members))
+def test_crafted_files(folder, content, message):
+    path = _write(folder, content)
     if message is None:
         model, _ = load_model(path)
         assert model.weight.shape == (784, 1)
@@ -207,11 +199,19 @@ def test_crafted_archives(folder, members, message):
         load_model(path)
 
 
+def test_an_npz_checkpoint_of_an_earlier_version_gets_a_clear_message(folder):
+    path = folder / "checkpoint.npz"
+    np.savez(path, meta=np.zeros(3, np.uint8))
+    with pytest.raises(CheckpointError,
+                       match=r"checkpoint\.npz: an \.npz checkpoint of an earlier microgradx;.*afresh"):
+        load_checkpoint(path)
+
+
 def test_a_model_without_parameters_is_not_saved(folder):
     # load_checkpoint refuses a file without weights, so save_checkpoint must not write one.
     with pytest.raises(CheckpointError, match="no parameters"):
-        save_checkpoint(folder / "empty.npz", nn.Sequential(nn.ReLU()), ARCH)
-    assert not (folder / "empty.npz").exists()
+        save_checkpoint(folder / "empty.safetensors", nn.Sequential(nn.ReLU()), ARCH)
+    assert not (folder / "empty.safetensors").exists()
 
 
 def test_restore_changes_nothing_when_either_part_does_not_fit(valid, folder):
@@ -233,7 +233,7 @@ def test_restore_changes_nothing_when_either_part_does_not_fit(valid, folder):
 
 def test_missing_file_and_folder(folder):
     with pytest.raises(CheckpointError, match="no such file"):
-        load_checkpoint(folder / "absent.npz")
+        load_checkpoint(folder / "absent.safetensors")
     with pytest.raises(CheckpointError, match="is a folder"):
         load_checkpoint(folder)
 
@@ -265,9 +265,10 @@ def tiny_dataset() -> Dataset:
 @given(st.data())
 def test_any_metadata_loads_or_raises_checkpoint_error(valid, folder, tiny_dataset, data):
     raw, model, opt = valid
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        members = {name: z.read(name) for name in z.namelist()}
-        meta = json.loads(np.lib.format.read_array(io.BytesIO(members["meta.npy"])).tobytes())
+    source = _write(folder, raw)
+    with safe_open(source, framework="np") as f:
+        meta = {key: json.loads(value) for key, value in f.metadata().items() if key != "sha256"}
+        arrays = {name: f.get_tensor(name) for name in f.keys()}
     for key in data.draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=3, unique=True)):
         if data.draw(st.booleans()):
             meta.pop(key)
@@ -278,8 +279,7 @@ def test_any_metadata_loads_or_raises_checkpoint_error(valid, folder, tiny_datas
         if isinstance(meta.get(key), dict) and meta[key] and data.draw(st.booleans()):
             inner = data.draw(st.sampled_from(sorted(meta[key])))
             meta[key][inner] = data.draw(JSON)
-    members["meta.npy"] = _npy(np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-    path = _write(folder, _zip(members))
+    path = _write(folder, _file(arrays, meta))
     for reader in (load_checkpoint, load_model, lambda p: Trainer.resume(p, tiny_dataset)):
         try:
             reader(path)

@@ -310,9 +310,8 @@ def test_atomic_write_keeps_the_mode_and_the_symlink_of_what_it_replaces(tmp_pat
 _FULL: dict[Path, object] = {}
 
 
-def _full_dataset(shared_data: Path):
+def _full_dataset(folder: Path):
     # Decoding 14,434 PNGs takes seconds: do it once for both tests.
-    folder = shared_data / "mnist_sample"
     if folder not in _FULL:
         _FULL[folder] = prepare(load_mnist_3_7(folder))
     return _FULL[folder]
@@ -320,15 +319,15 @@ def _full_dataset(shared_data: Path):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_linear_model_reaches_the_books_accuracy_on_the_full_sample(shared_data):
+def test_linear_model_reaches_the_books_accuracy_on_the_full_sample(full_png_folder):
     # The chapter: lr 1.0, batch 256, 20 epochs, mnist_loss, std-1 init: 96.9%.
-    history = Trainer(TrainConfig.for_model("linear"), _full_dataset(shared_data)).fit()
+    history = Trainer(TrainConfig.for_model("linear"), _full_dataset(full_png_folder)).fit()
     assert history[-1].valid_accuracy >= 0.969
 
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_mlp_reaches_the_books_accuracy_on_the_full_sample(shared_data):
+def test_mlp_reaches_the_books_accuracy_on_the_full_sample(full_png_folder):
     # The chapter: 784-30-1 with ReLU, lr 0.1, 40 epochs: 98.2%.
-    history = Trainer(TrainConfig.for_model("mlp"), _full_dataset(shared_data)).fit()
+    history = Trainer(TrainConfig.for_model("mlp"), _full_dataset(full_png_folder)).fit()
     assert history[-1].valid_accuracy >= 0.982

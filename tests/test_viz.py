@@ -191,6 +191,17 @@ def test_neuron_shows_data_and_the_gradients_of_backward():
     assert [c.split()[0] for c in cells(dot.values()[dot.by_name("x")])] == ["x", "data", "grad"]
 
 
+def test_negative_zero_is_drawn_as_0():
+    x = Value(-0.0, label="x")            # data -0.0; its gradient is y's 1 times w = -0.0
+    w = Value(-0.0, label="w")
+    y = x * w + Value(np.array([-0.0, 1.0]), label="v")
+    y.sum().backward()
+    dot = parse(draw_graph(y))
+    texts = [c for a in dot.values().values() for c in cells(a)]
+    assert any(c.startswith("data 0") for c in texts) and any(c.startswith("grad 0") for c in texts)
+    assert not [c for c in texts if re.search(r"(?<![\w.])-0(?![.\de])", c)], texts
+
+
 def test_show_grad_false_leaves_the_gradient_out():
     y, *_ = neuron()
     dot = parse(draw_graph(y, show_grad=False))
