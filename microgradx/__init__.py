@@ -63,6 +63,7 @@ from .ops import (
     transpose,
     where,
 )
+from .threads import get_num_threads, num_threads, set_num_threads
 from .viz import GraphvizNotFoundError, draw_graph, render_graph
 
 __version__ = "0.1.0"
@@ -77,5 +78,6 @@ __all__ = [
     "broadcast_to", "concatenate", "stack", "mean", "astype", "identity", "getitem", "scatter_add",
     "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze", "expand_dims",
     "draw_graph", "render_graph", "GraphvizNotFoundError",
+    "set_num_threads", "get_num_threads", "num_threads",
     "errors", "functional", "nn", "ops", "optim",
 ]

@@ -124,9 +124,6 @@ def test_docstring_prose_becomes_markdown():
                             "```pycon\n>>> f(1)\n2\n```")
 
 
-# Strict: once Value has the aliases this test passes, and "XPASS(strict)" fails the suite until the
-# marker goes. Until then the page documents spellings the engine does not have yet.
-@pytest.mark.xfail(strict=True, reason="the PyTorch aliases of Value are not in the engine yet")
 def test_the_pytorch_page_spellings_hold():
     import numpy as np
 
