@@ -583,6 +583,338 @@ stack_ = _register_variadic(_stack, _stack_vjp, "inputs of exactly equal shapes"
 
 
 # --------------------------------------------------------------------------------------------------
+# More elementwise functions: trigonometric, hyperbolic, logarithms and exponentials in other bases
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, x: g * cos(x))
+def sin(x):
+    """sin(x);  d/dx = g * cos(x)"""
+    return np.sin(x)
+
+
+@primitive(lambda g, ans, x: -g * sin(x))
+def cos(x):
+    """cos(x);  d/dx = -g * sin(x)"""
+    return np.cos(x)
+
+
+@primitive(lambda g, ans, x: g * (1 + ans * ans))
+def tan(x):
+    """tan(x);  d/dx = g * (1 + tan(x)**2)"""
+    return np.tan(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(1 - x * x))
+def arcsin(x):
+    """arcsin(x), for x in [-1, 1];  d/dx = g / sqrt(1 - x**2)"""
+    return np.arcsin(x)
+
+
+@primitive(lambda g, ans, x: -g / sqrt(1 - x * x))
+def arccos(x):
+    """arccos(x), for x in [-1, 1];  d/dx = -g / sqrt(1 - x**2)"""
+    return np.arccos(x)
+
+
+@primitive(lambda g, ans, x: g / (1 + x * x))
+def arctan(x):
+    """arctan(x);  d/dx = g / (1 + x**2)"""
+    return np.arctan(x)
+
+
+@primitive(lambda g, ans, y, x: g * x / (x * x + y * y),
+           lambda g, ans, y, x: -g * y / (x * x + y * y), expects=BROADCASTS)
+def arctan2(y, x):
+    """the angle of the point (x, y);  d/dy = g * x / (x**2 + y**2),  d/dx = -g * y / (x**2 + y**2)"""
+    return np.arctan2(y, x)
+
+
+@primitive(lambda g, ans, x: g * cosh(x))
+def sinh(x):
+    """sinh(x);  d/dx = g * cosh(x)"""
+    return np.sinh(x)
+
+
+@primitive(lambda g, ans, x: g * sinh(x))
+def cosh(x):
+    """cosh(x);  d/dx = g * sinh(x)"""
+    return np.cosh(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(x * x + 1))
+def arcsinh(x):
+    """arcsinh(x);  d/dx = g / sqrt(x**2 + 1)"""
+    return np.arcsinh(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(x * x - 1))
+def arccosh(x):
+    """arccosh(x), for x >= 1;  d/dx = g / sqrt(x**2 - 1)"""
+    return np.arccosh(x)
+
+
+@primitive(lambda g, ans, x: g / (1 - x * x))
+def arctanh(x):
+    """arctanh(x), for x in (-1, 1);  d/dx = g / (1 - x**2)"""
+    return np.arctanh(x)
+
+
+@primitive(lambda g, ans, x: g / (1 + x))
+def log1p(x):
+    """log(1 + x), accurate for tiny x;  d/dx = g / (1 + x)"""
+    return np.log1p(x)
+
+
+@primitive(lambda g, ans, x: g * (ans + 1))
+def expm1(x):
+    """exp(x) - 1, accurate for tiny x;  d/dx = g * exp(x)  (written g * (expm1(x) + 1))"""
+    return np.expm1(x)
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+@primitive(lambda g, ans, x: g / (x * _LN2))
+def log2(x):
+    """log base 2 of x;  d/dx = g / (x ln 2)"""
+    return np.log2(x)
+
+
+@primitive(lambda g, ans, x: g / (x * _LN10))
+def log10(x):
+    """log base 10 of x;  d/dx = g / (x ln 10)"""
+    return np.log10(x)
+
+
+@primitive(lambda g, ans, x: g * ans * _LN2)
+def exp2(x):
+    """2 ** x;  d/dx = g * 2**x * ln 2"""
+    return np.exp2(x)
+
+
+@primitive(lambda g, ans, a, b: g * exp(a - ans),
+           lambda g, ans, a, b: g * exp(b - ans), expects=BROADCASTS)
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) without overflow;  d/da = g * exp(a - ans),  d/db = g * exp(b - ans)"""
+    return np.logaddexp(a, b)
+
+
+@primitive(lambda g, ans, a, b: g * exp2(a - ans),
+           lambda g, ans, a, b: g * exp2(b - ans), expects=BROADCASTS)
+def logaddexp2(a, b):
+    """log2(2**a + 2**b) without overflow;  d/da = g * 2**(a - ans),  d/db = g * 2**(b - ans)"""
+    return np.logaddexp2(a, b)
+
+
+@primitive(lambda g, ans, x: g * 2 * x)
+def square(x):
+    """x ** 2;  d/dx = g * 2 * x"""
+    return np.square(x)
+
+
+@primitive(lambda g, ans, x: -g * ans * ans)
+def reciprocal(x):
+    """1 / x;  d/dx = -g / x**2  (written -g * ans**2)"""
+    return np.reciprocal(x)
+
+
+@primitive(lambda g, ans, x: g / (3 * ans * ans))
+def cbrt(x):
+    """the real cube root of x;  d/dx = g / (3 cbrt(x)**2), which is inf at 0"""
+    return np.cbrt(x)
+
+
+@primitive(lambda g, ans, a, b: g * a / ans,
+           lambda g, ans, a, b: g * b / ans, expects=BROADCASTS)
+def hypot(a, b):
+    """sqrt(a**2 + b**2) without overflow;  d/da = g * a / ans,  d/db = g * b / ans"""
+    return np.hypot(a, b)
+
+
+def _erf(x):
+    # numpy has no erf. Two forms, each where it is accurate (to about 1e-14, against math.erf): the
+    # Taylor series near 0, and beyond 2.5 the continued fraction of erfc, whose terms are all positive.
+    x = np.asarray(x)
+    z = x.astype(np.float64)
+    out = np.empty_like(z)
+    near = np.abs(z) <= 2.5
+    s = z[near]
+    term, total = s.copy(), s.copy()
+    for n in range(1, 45):                      # erf(s) = 2/sqrt(pi) sum (-1)^n s^(2n+1) / (n! (2n+1))
+        term *= -s * s / n
+        total += term / (2 * n + 1)
+    out[near] = total * (2 / math.sqrt(math.pi))
+    a = np.abs(z[~near])
+    t = a.copy()
+    for k in range(60, 0, -1):                  # erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / ...))
+        t = a + (k / 2) / t
+    out[~near] = np.sign(z[~near]) * (1 - np.exp(-a * a) / (math.sqrt(math.pi) * t))
+    return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)[()]
+
+
+@primitive(lambda g, ans, x: g * (2 / math.sqrt(math.pi)) * exp(-x * x))
+def erf(x):
+    """erf(x) = 2/sqrt(pi) * integral of exp(-t**2) over [0, x];  d/dx = g * 2/sqrt(pi) * exp(-x**2)"""
+    return _erf(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Minimum, maximum and remainders
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, a, b: g * _tie_share(b, a),
+           lambda g, ans, a, b: g * _tie_share(a, b), expects=BROADCASTS)
+def minimum(a, b):
+    """elementwise min(a, b);  d/da = g where a < b, d/db = g where b < a; ties split g evenly."""
+    return np.minimum(a, b)
+
+
+def _nan_share(x, y, share):
+    # fmax and fmin ignore a NaN: the other operand is the result there, so it takes the gradient.
+    nan_x, nan_y = np.isnan(data_of(x)), np.isnan(data_of(y))
+    return np.where(nan_y & ~nan_x, 1, np.where(nan_x, 0, share)).astype(share.dtype, copy=False)
+
+
+@primitive(lambda g, ans, a, b: g * _nan_share(a, b, _tie_share(a, b)),
+           lambda g, ans, a, b: g * _nan_share(b, a, _tie_share(b, a)), expects=BROADCASTS)
+def fmax(a, b):
+    """elementwise max(a, b), ignoring a NaN;  d/da = g where a > b or b is NaN (ties split), as maximum"""
+    return np.fmax(a, b)
+
+
+@primitive(lambda g, ans, a, b: g * _nan_share(a, b, _tie_share(b, a)),
+           lambda g, ans, a, b: g * _nan_share(b, a, _tie_share(a, b)), expects=BROADCASTS)
+def fmin(a, b):
+    """elementwise min(a, b), ignoring a NaN;  d/da = g where a < b or b is NaN (ties split), as minimum"""
+    return np.fmin(a, b)
+
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: -g * np.floor_divide(data_of(a), data_of(b)), expects=BROADCASTS)
+def mod(a, b):
+    """a - floor(a / b) * b (the sign of b, as Python's %);  d/da = g,  d/db = -g * floor(a / b)"""
+    return np.mod(a, b)
+
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: -g * np.trunc(data_of(a) / data_of(b)), expects=BROADCASTS)
+def fmod(a, b):
+    """a - trunc(a / b) * b (the sign of a, as C's fmod);  d/da = g,  d/db = -g * trunc(a / b)"""
+    return np.fmod(a, b)
+
+
+remainder = mod     # numpy's two names for one function
+
+
+# --------------------------------------------------------------------------------------------------
+# Steps: piecewise-constant functions, whose derivative is 0 wherever it exists
+# --------------------------------------------------------------------------------------------------
+# NOTE: at a jump (0 for sign, the integers for floor...) there is no derivative; these rules say 0 there
+# too, as PyTorch and JAX do, so that a step inside a model passes no gradient rather than NaN.
+
+@primitive(lambda g, ans, x: g * 0)
+def sign(x):
+    """-1, 0 or 1, the sign of x;  d/dx = 0 (also at 0, where sign jumps)"""
+    return np.sign(x)
+
+
+@primitive(lambda g, ans, x: g * 0)
+def floor(x):
+    """the largest integer <= x;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.floor(x)
+
+
+@primitive(lambda g, ans, x: g * 0)
+def ceil(x):
+    """the smallest integer >= x;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.ceil(x)
+
+
+@primitive(lambda g, ans, x, decimals=0: g * 0)
+def round(x, decimals=0):  # noqa: A001 - numpy's name
+    """x rounded to ``decimals`` digits, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
+    return np.round(x, decimals)
+
+
+@primitive(lambda g, ans, x: g * 0)
+def rint(x):
+    """x rounded to the nearest integer, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
+    return np.rint(x)
+
+
+@primitive(lambda g, ans, x: g * 0)
+def trunc(x):
+    """x rounded towards 0;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.trunc(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sliding windows: the strided views that convolution and pooling are built on
+# --------------------------------------------------------------------------------------------------
+
+def _window_geometry(shape, kernel, stride, padding, dilation):
+    """The number of windows (OH, OW) along the last two axes of ``shape``; checks the arguments."""
+    if len(shape) < 2:
+        raise ShapeError(f"windows over the last two axes need an input of 2 or more dimensions, got shape "
+                         f"{tuple(shape)}")
+    counts = []
+    for n, k, s, p, d in zip(shape[-2:], kernel, stride, padding, dilation, strict=True):
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ArgumentError(f"windows: kernel size, stride and dilation must be >= 1 and padding >= 0, "
+                                f"got kernel {kernel}, stride {stride}, padding {padding}, "
+                                f"dilation {dilation}")
+        span = d * (k - 1) + 1
+        if n + 2 * p < span:
+            raise ShapeError(f"windows: an input of spatial size {tuple(shape[-2:])} padded by {padding} is "
+                             f"smaller than the kernel {kernel} (spanning {span} with dilation {dilation})")
+        counts.append((n + 2 * p - span) // s + 1)
+    return tuple(counts)
+
+
+def _windows2d_vjp(g, ans, x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), fill=0.0):
+    return scatter_windows2d(g, shape=np.shape(x), kernel=kernel, stride=stride, padding=padding,
+                             dilation=dilation)
+
+
+@primitive(_windows2d_vjp)
+def windows2d(x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), fill=0.0):
+    """x's windows over its last two axes, (..., OH, OW, kh, kw);  d/dx = scatter_windows2d(g)"""
+    oh, ow = _window_geometry(np.shape(x), kernel, stride, padding, dilation)
+    x = np.asarray(x)
+    if padding[0] or padding[1]:
+        # The padding is a constant: 0 for convolution and average pooling, -inf for max pooling.
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(padding[0],) * 2, (padding[1],) * 2], constant_values=fill)
+    *lead, sh, sw = x.strides
+    # A read-only view, no copy: tap (a, b) of window (i, j) is element (i*stride + a*dilation, ...).
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(*x.shape[:-2], oh, ow, *kernel),
+        strides=(*lead, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]), writeable=False)
+
+
+def _scatter_windows2d_vjp(g, ans, cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    return windows2d(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+
+
+@primitive(_scatter_windows2d_vjp,
+           expects="windows shaped (..., OH, OW, kh, kw), as windows2d makes them from an input of `shape`")
+def scatter_windows2d(cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    """zeros(shape) plus each window added back where windows2d took it;  d/dcols = windows2d(g)"""
+    oh, ow = _window_geometry(shape, kernel, stride, padding, dilation)
+    if np.shape(cols) != (*shape[:-2], oh, ow, *kernel):
+        raise ShapeError(f"scatter_windows2d: windows of shape {np.shape(cols)} do not come from an input of "
+                         f"shape {tuple(shape)}, whose windows have shape {(*shape[:-2], oh, ow, *kernel)}")
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    out = np.zeros((*shape[:-2], shape[-2] + 2 * ph, shape[-1] + 2 * pw), dtype=np.result_type(cols))
+    # Windows overlap, so one assignment would lose sums: one strided add per kernel tap (kh * kw of
+    # them), each over every window of the whole batch at once.
+    for a in range(kernel[0]):
+        rows = slice(a * dh, a * dh + sh * (oh - 1) + 1, sh)
+        for b in range(kernel[1]):
+            out[..., rows, b * dw:b * dw + sw * (ow - 1) + 1:sw] += cols[..., a, b]
+    return out[..., ph:ph + shape[-2], pw:pw + shape[-1]]
+
+
+# --------------------------------------------------------------------------------------------------
 # Helpers the rules use (compositions of the primitives above, so they work on arrays and Values)
 # --------------------------------------------------------------------------------------------------
 

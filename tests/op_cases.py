@@ -18,6 +18,7 @@ import numpy as np
 
 import microgradx as mg
 from microgradx import functional as F
+from microgradx import nn_functional as NF
 from microgradx import ops
 from microgradx.testing import arrays, broadcastable_shapes, positive_arrays, shapes
 
@@ -217,6 +218,111 @@ def _expand_dims(data):
     return (lambda v: F.expand_dims(v, axis)), [x]
 
 
+def _modulo(fn, shift=0.0):
+    """a / b kept 0.15 away from every integer, where mod and fmod jump."""
+    def draw(data):
+        sa, sb = data.draw(broadcastable_shapes(2))
+        b = data.draw(arrays(sb, 0.5, 2.0)) * data.draw(st.sampled_from([1.0, -1.0]))
+        q = data.draw(arrays(sa, -3, 3)).round() + data.draw(arrays(sa, 0.15, 0.85))
+        return fn, [b * q, b]
+    return draw
+
+
+def _off_grid(fn, step=1.0):
+    """Inputs 0.15 to 0.35 of a step past a multiple of ``step``: away from the jumps of steps and halves."""
+    def draw(data):
+        shape = data.draw(shapes())
+        k = data.draw(arrays(shape, -4, 4)).round()
+        return fn, [(k + data.draw(arrays(shape, 0.15, 0.35)) * data.draw(st.sampled_from([1, -1]))) * step]
+    return draw
+
+
+def _fminmax(fn):
+    def draw(data):
+        sa, sb = data.draw(broadcastable_shapes(2))
+        return fn, [_on_grid(data, sa, 0.0), _on_grid(data, sb, 0.25)]
+    return draw
+
+
+def _window_args(data, pad_dilated=True):
+    """Kernel, stride, padding and dilation, and an input size (H, W) they fit.
+
+    Without ``pad_dilated``, no padding along a dilated axis (where max pooling could see padding only).
+    """
+    kernel = tuple(data.draw(st.integers(1, 3)) for _ in range(2))
+    stride = tuple(data.draw(st.integers(1, 2)) for _ in range(2))
+    dilation = tuple(data.draw(st.integers(1, 2)) for _ in range(2))
+    padding = tuple(data.draw(st.integers(0, k // 2 if pad_dilated or d == 1 else 0))
+                    for k, d in zip(kernel, dilation, strict=True))
+    size = tuple(max(1, d * (k - 1) + 1 - 2 * p) + data.draw(st.integers(0, 2))
+                 for k, d, p in zip(kernel, dilation, padding, strict=True))
+    return dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation), size
+
+
+
+
+def _windows2d(data):
+    args, size = _window_args(data)
+    lead = data.draw(shapes(max_dims=2, max_side=2))
+    return (lambda v: ops.windows2d(v, **args)), [data.draw(arrays(lead + size))]
+
+
+def _scatter_windows2d(data):
+    args, size = _window_args(data)
+    lead = data.draw(shapes(max_dims=2, max_side=2))
+    cols_shape = ops.windows2d(np.zeros(lead + size), **args).shape
+    return (lambda v: ops.scatter_windows2d(v, shape=lead + size, **args)), [data.draw(arrays(cols_shape))]
+
+
+def _conv2d(data):
+    args, size = _window_args(data)
+    groups = data.draw(st.sampled_from([1, 2]))
+    n, cg, og = (data.draw(st.integers(1, 2)) for _ in range(3))
+    x = data.draw(arrays((n, groups * cg) + size))
+    w = data.draw(arrays((groups * og, cg) + args["kernel"]))
+    b = data.draw(arrays((groups * og,)))
+    kw = dict(stride=args["stride"], padding=args["padding"], dilation=args["dilation"], groups=groups)
+    return (lambda x, w, b: NF.conv2d(x, w, b, **kw)), [x, w, b]
+
+
+def _max_pool2d(data):
+    args, size = _window_args(data, pad_dilated=False)
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))) + size
+    n = int(np.prod(shape))
+    x = (np.array(data.draw(st.permutations(range(n))), dtype=np.float64) * 0.3 - n * 0.15).reshape(shape)
+    kernel, stride, padding, dilation = args.values()
+    return (lambda v: NF.max_pool2d(v, kernel, stride, padding, dilation)), [x]
+
+
+def _avg_pool2d(data):
+    args, size = _window_args(data)
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))) + size
+    include = data.draw(st.booleans())
+    return (lambda v: NF.avg_pool2d(v, args["kernel"], args["stride"], args["padding"],
+                                    count_include_pad=include)), [data.draw(arrays(shape))]
+
+
+def _classification(fn):
+    def draw(data):
+        n, c = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+        target = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+        reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+        return (lambda v: fn(v, target, reduction=reduction)), [data.draw(arrays((n, c)))]
+    return draw
+
+
+def _nn_flatten(data):
+    x = _one(data, min_dims=2)
+    start = data.draw(st.integers(0, x.ndim - 1))
+    end = data.draw(st.integers(start, x.ndim - 1))
+    return (lambda v: NF.flatten(v, start, end)), [x]
+
+
+def _reciprocal(data):
+    x = _one(data)
+    return mg.ops.reciprocal, [np.where(x >= 0, 1.0, -1.0) * (0.5 + np.abs(x))]
+
+
 CASES: list[OpCase] = [
     _binary("add", lambda a, b: a + b),
     _binary("subtract", lambda a, b: a - b),
@@ -261,4 +367,58 @@ CASES: list[OpCase] = [
     _unary("flatten", F.flatten),
     OpCase("squeeze", _squeeze),
     OpCase("expand_dims", _expand_dims),
+    # more elementwise functions
+    _unary("sin", ops.sin),
+    _unary("cos", ops.cos),
+    _unary("tan", ops.tan, low=-1.2, high=1.2),
+    _unary("arcsin", ops.arcsin, low=-0.8, high=0.8),
+    _unary("arccos", ops.arccos, low=-0.8, high=0.8),
+    _unary("arctan", ops.arctan),
+    OpCase("arctan2", lambda d: (ops.arctan2, list(_pair(d, avoid=(0.0,))))),
+    _unary("sinh", ops.sinh),
+    _unary("cosh", ops.cosh),
+    _unary("arcsinh", ops.arcsinh),
+    _unary("arccosh", ops.arccosh, low=1.2, high=3.0),
+    _unary("arctanh", ops.arctanh, low=-0.8, high=0.8),
+    _unary("log1p", ops.log1p, low=-0.5, high=3.0),
+    _unary("expm1", ops.expm1),
+    _unary("log2", ops.log2, low=0.5, high=3.0),
+    _unary("log10", ops.log10, low=0.5, high=3.0),
+    _unary("exp2", ops.exp2),
+    _binary("logaddexp", ops.logaddexp),
+    _binary("logaddexp2", ops.logaddexp2),
+    _unary("square", ops.square),
+    OpCase("reciprocal", _reciprocal),
+    _unary("cbrt", ops.cbrt, avoid=(0.0,)),
+    _binary("hypot", ops.hypot, avoid=(0.0,)),
+    _unary("erf", ops.erf),
+    OpCase("minimum", _fminmax(ops.minimum)),
+    OpCase("fmax", _fminmax(ops.fmax)),
+    OpCase("fmin", _fminmax(ops.fmin)),
+    OpCase("mod", _modulo(ops.mod)),
+    OpCase("fmod", _modulo(ops.fmod)),
+    # steps: derivative 0, checked away from the jumps
+    _unary("sign", ops.sign, avoid=(0.0,)),
+    OpCase("floor", _off_grid(ops.floor)),
+    OpCase("ceil", _off_grid(ops.ceil)),
+    OpCase("round", _off_grid(ops.round)),
+    OpCase("round-decimals", _off_grid(lambda v: ops.round(v, 1), step=0.1)),
+    OpCase("rint", _off_grid(ops.rint)),
+    OpCase("trunc", _off_grid(ops.trunc)),
+    # sliding windows, and what nn.functional builds on them
+    OpCase("windows2d", _windows2d),
+    OpCase("scatter_windows2d", _scatter_windows2d),
+    OpCase("nn.conv2d", _conv2d),
+    OpCase("nn.max_pool2d", _max_pool2d),
+    OpCase("nn.avg_pool2d", _avg_pool2d),
+    OpCase("nn.cross_entropy", _classification(NF.cross_entropy)),
+    OpCase("nn.nll_loss", _classification(NF.nll_loss)),
+    _unary("nn.gelu", NF.gelu),
+    _unary("nn.gelu-tanh", lambda v: NF.gelu(v, approximate="tanh")),
+    _unary("nn.silu", NF.silu),
+    _unary("nn.elu", lambda v: NF.elu(v, alpha=0.7), avoid=(0.0,)),
+    _unary("nn.leaky_relu", lambda v: NF.leaky_relu(v, 0.2), avoid=(0.0,)),
+    _unary("nn.softplus", lambda v: NF.softplus(v, beta=2.0)),
+    _unary("nn.dropout", lambda v: NF.dropout(v, 0.4, rng=3)),
+    OpCase("nn.flatten", _nn_flatten),
 ]
