@@ -60,9 +60,9 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: IntPair = 1, paddi
            dilation: IntPair = 1, groups: int = 1) -> Value:
     """2-d cross-correlation of ``(N, C, H, W)`` images with ``(O, C / groups, kh, kw)`` filters (PyTorch's).
 
-    Every window is one row of a matrix (the strided view, copied once into rows), and one matrix product
-    per group applies all the filters: ``(N * OH * OW, C * kh * kw) @ (C * kh * kw, O)``. The backward pass
-    is that product's two rules and the windows' adjoint, ``kh * kw`` strided adds.
+    Every window is one column of a matrix (the strided view, copied once), and one matrix product per
+    group applies all the filters: ``(O, C * kh * kw) @ (C * kh * kw, N * OH * OW)``. The backward pass is
+    that product's two rules and the windows' adjoint, ``kh * kw`` strided adds.
     """
     x, unbatched = _images("conv2d", input)
     w = as_value(weight)
@@ -79,14 +79,13 @@ def conv2d(input: Any, weight: Any, bias: Any = None, stride: IntPair = 1, paddi
     stride, padding, dilation = (_pair("conv2d", k, v) for k, v in
                                  (("stride", stride), ("padding", padding), ("dilation", dilation)))
     cols = ops.windows2d(x, kernel=(kh, kw), stride=stride, padding=padding, dilation=dilation)
-    oh, ow = cols.shape[2:4]
+    oh, ow = cols.shape[-2:]
     g, og, k = groups, o // groups, cg * kh * kw
-    # (N, C, OH, OW, kh, kw) -> (G, N * OH * OW, Cg * kh * kw): one row per window, for each group
-    rows = ops.reshape(ops.transpose(ops.reshape(cols, shape=(n, g, cg, oh, ow, kh, kw)),
-                                     axes=(1, 0, 3, 4, 2, 5, 6)), shape=(g, n * oh * ow, k))
-    filters = ops.transpose(ops.reshape(w, shape=(g, og, k)), axes=(0, 2, 1))      # (G, K, Og)
-    out = ops.reshape(rows @ filters, shape=(g, n, oh, ow, og))
-    out = ops.reshape(ops.transpose(out, axes=(1, 0, 4, 2, 3)), shape=(n, o, oh, ow))
+    # (kh, kw, N, C, OH, OW) -> (G, Cg * kh * kw, N * OH * OW): a column per window, for each group
+    columns = ops.reshape(ops.transpose(ops.reshape(cols, shape=(kh, kw, n, g, cg, oh, ow)),
+                                        axes=(3, 4, 0, 1, 2, 5, 6)), shape=(g, k, n * oh * ow))
+    out = ops.reshape(ops.reshape(w, shape=(g, og, k)) @ columns, shape=(o, n, oh, ow))
+    out = ops.transpose(out, axes=(1, 0, 2, 3))
     if bias is not None:
         b = as_value(bias)
         if b.shape != (o,):
@@ -116,12 +115,18 @@ def max_pool2d(input: Any, kernel_size: IntPair, stride: IntPair | None = None, 
     kernel, stride_, pad = _pool_args("max_pool2d", kernel_size, stride, padding)
     dilation_ = _pair("max_pool2d", "dilation", dilation)
     cols = ops.windows2d(x, kernel=kernel, stride=stride_, padding=pad, dilation=dilation_, fill=-np.inf)
-    for n, m, k, s, p, d in zip(x.shape[-2:], cols.shape[2:4], kernel, stride_, pad, dilation_, strict=True):
+    for n, m, k, s, p, d in zip(x.shape[-2:], cols.shape[-2:], kernel, stride_, pad, dilation_, strict=True):
         taps = np.arange(m)[:, None] * s + np.arange(k) * d - p     # each window's rows (or columns)
         if not np.all(np.any((taps >= 0) & (taps < n), axis=1)):
             raise ArgumentError(f"max_pool2d: with kernel {kernel}, padding {pad} and dilation {dilation_}, "
                                 f"some windows of an input of size {x.shape[-2:]} hold padding alone")
-    return _unbatched(ops.max(cols, axis=(-2, -1)), unbatched)
+    return _unbatched(ops.max(_taps(cols), axis=0), unbatched)
+
+
+def _taps(cols: Value) -> Value:
+    """The windows with their two tap axes as one, (kh * kw, ..., OH, OW): a copy, so that a reduction
+    over the taps runs over contiguous blocks (numpy reduces a strided view's axes many times slower)."""
+    return ops.reshape(cols, shape=(-1, *cols.shape[2:]))
 
 
 def avg_pool2d(input: Any, kernel_size: IntPair, stride: IntPair | None = None,  # noqa: A002
@@ -134,12 +139,12 @@ def avg_pool2d(input: Any, kernel_size: IntPair, stride: IntPair | None = None, 
     kernel, stride_, pad = _pool_args("avg_pool2d", kernel_size, stride, padding)
     cols = ops.windows2d(x, kernel=kernel, stride=stride_, padding=pad)
     if count_include_pad or pad == (0, 0):
-        out = mean(cols, axis=(-2, -1))
+        out = mean(_taps(cols), axis=0)
     else:
         # How many input elements each window holds: the windows of an image of ones (a constant).
         inside = np.asarray(ops.windows2d(np.ones(x.shape[-2:], x.dtype), kernel=kernel, stride=stride_,
-                                          padding=pad)).sum(axis=(-2, -1))
-        out = ops.sum(cols, axis=(-2, -1)) / inside
+                                          padding=pad)).sum(axis=(0, 1))
+        out = ops.sum(_taps(cols), axis=0) / inside
     return _unbatched(out, unbatched)
 
 

@@ -878,17 +878,19 @@ def _windows2d_vjp(g, ans, x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1
 
 @primitive(_windows2d_vjp)
 def windows2d(x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), fill=0.0):
-    """x's windows over its last two axes, (..., OH, OW, kh, kw);  d/dx = scatter_windows2d(g)"""
+    """x's windows over its last two axes, as (kh, kw, ..., OH, OW);  d/dx = scatter_windows2d(g)"""
     oh, ow = _window_geometry(np.shape(x), kernel, stride, padding, dilation)
     x = np.asarray(x)
     if padding[0] or padding[1]:
         # The padding is a constant: 0 for convolution and average pooling, -inf for max pooling.
         x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(padding[0],) * 2, (padding[1],) * 2], constant_values=fill)
     *lead, sh, sw = x.strides
-    # A read-only view, no copy: tap (a, b) of window (i, j) is element (i*stride + a*dilation, ...).
+    # A read-only view, no copy: tap (a, b) of window (i, j) is element (i*stride + a*dilation, ...). The
+    # taps come first, so that each tap is one large strided block: reducing over the taps (pooling) and
+    # adding them back one by one (the adjoint) run over whole blocks rather than over 2x2 corners.
     return np.lib.stride_tricks.as_strided(
-        x, shape=(*x.shape[:-2], oh, ow, *kernel),
-        strides=(*lead, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]), writeable=False)
+        x, shape=(*kernel, *x.shape[:-2], oh, ow),
+        strides=(sh * dilation[0], sw * dilation[1], *lead, sh * stride[0], sw * stride[1]), writeable=False)
 
 
 def _scatter_windows2d_vjp(g, ans, cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
@@ -896,21 +898,21 @@ def _scatter_windows2d_vjp(g, ans, cols, shape, kernel, stride=(1, 1), padding=(
 
 
 @primitive(_scatter_windows2d_vjp,
-           expects="windows shaped (..., OH, OW, kh, kw), as windows2d makes them from an input of `shape`")
+           expects="windows shaped (kh, kw, ..., OH, OW), as windows2d makes them from an input of `shape`")
 def scatter_windows2d(cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
     """zeros(shape) plus each window added back where windows2d took it;  d/dcols = windows2d(g)"""
     oh, ow = _window_geometry(shape, kernel, stride, padding, dilation)
-    if np.shape(cols) != (*shape[:-2], oh, ow, *kernel):
+    if np.shape(cols) != (*kernel, *shape[:-2], oh, ow):
         raise ShapeError(f"scatter_windows2d: windows of shape {np.shape(cols)} do not come from an input of "
-                         f"shape {tuple(shape)}, whose windows have shape {(*shape[:-2], oh, ow, *kernel)}")
+                         f"shape {tuple(shape)}, whose windows have shape {(*kernel, *shape[:-2], oh, ow)}")
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     out = np.zeros((*shape[:-2], shape[-2] + 2 * ph, shape[-1] + 2 * pw), dtype=np.result_type(cols))
-    # Windows overlap, so one assignment would lose sums: one strided add per kernel tap (kh * kw of
+    # Windows may overlap, so one assignment could lose sums: one strided add per kernel tap (kh * kw of
     # them), each over every window of the whole batch at once.
     for a in range(kernel[0]):
         rows = slice(a * dh, a * dh + sh * (oh - 1) + 1, sh)
         for b in range(kernel[1]):
-            out[..., rows, b * dw:b * dw + sw * (ow - 1) + 1:sw] += cols[..., a, b]
+            out[..., rows, b * dw:b * dw + sw * (ow - 1) + 1:sw] += cols[a, b]
     return out[..., ph:ph + shape[-2], pw:pw + shape[-1]]
 
 
