@@ -9,6 +9,7 @@ The end of this file binds the primitives and composites to ``Value`` as operato
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Any
 
@@ -16,10 +17,10 @@ import numpy as np
 
 from . import ops
 from .engine import Value, as_value, data_of
-from .errors import AxisError, DTypeError, ShapeError
+from .errors import ArgumentError, AxisError, DTypeError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
-           "expand_dims"]
+           "expand_dims", "std", "argmax", "argmin", "any", "all"]
 
 
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
@@ -47,11 +48,50 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return ops.sum(x, axis=axis, keepdims=keepdims) / _reduced_size(np.shape(x), axis)
 
 
-def var(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """Population variance over ``axis`` (``ddof=0``, as ``np.var``)."""
+def var(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    """Variance over ``axis``: the squared deviations summed and divided by ``N - ddof``, as ``np.var``.
+
+    ``ddof=0`` (the default) is the population variance, ``ddof=1`` the unbiased sample variance.
+    """
     axis = _checked("var", x, axis)
     centred = x - mean(x, axis=axis, keepdims=True)
-    return mean(centred * centred, axis=axis, keepdims=keepdims)
+    if ddof == 0:
+        return mean(centred * centred, axis=axis, keepdims=keepdims)
+    n = _reduced_size(np.shape(x), axis) - ddof
+    if n <= 0:
+        raise ArgumentError(f"var: ddof={ddof!r} leaves no degrees of freedom for {n + ddof} elements")
+    return ops.sum(centred * centred, axis=axis, keepdims=keepdims) / n
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Any:
+    """Standard deviation over ``axis``: ``sqrt(var(x, axis, ddof=ddof))``, as ``np.std``."""
+    return ops.sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+# Functions of numpy's with no derivative to take: they return integers or booleans, as numpy arrays
+# (not Values), and record nothing.
+
+def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    """The index of the largest element (of the flattened x when ``axis`` is None), as ``np.argmax``."""
+    return np.argmax(data_of(x), axis=_checked("argmax", x, axis), keepdims=keepdims)
+
+
+def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+    """The index of the smallest element (of the flattened x when ``axis`` is None), as ``np.argmin``."""
+    return np.argmin(data_of(x), axis=_checked("argmin", x, axis), keepdims=keepdims)
+
+
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - numpy's name
+    """Whether any element over ``axis`` is non-zero, as ``np.any``: booleans."""
+    return np.any(data_of(x), axis=_checked("any", x, axis), keepdims=keepdims)
+
+
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 - numpy's name
+    """Whether every element over ``axis`` is non-zero, as ``np.all``: booleans."""
+    return np.all(data_of(x), axis=_checked("all", x, axis), keepdims=keepdims)
+
+
+NO_GRADIENT = ("argmax", "argmin", "any", "all")
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -112,7 +152,7 @@ def squeeze(x: Any, axis: Any = None) -> Any:
     shape = np.shape(data_of(x))
     if axis is not None:
         named = ops._normalize_axes(_checked("squeeze", x, axis), len(shape))
-        if any(shape[a] != 1 for a in named):
+        if builtins.any(shape[a] != 1 for a in named):   # this module's any() is numpy's
             raise ShapeError(f"squeeze: input of shape {shape}, axis={axis!r}: only axes of size 1 can go")
     return ops.reshape(x, np.squeeze(np.empty(shape, dtype=bool), axis=axis).shape)
 

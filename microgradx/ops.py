@@ -849,6 +849,122 @@ def trunc(x):
 
 
 # --------------------------------------------------------------------------------------------------
+# More reductions: products and running sums
+# --------------------------------------------------------------------------------------------------
+
+def _to_last(x, axis):
+    """x with the axes of ``axis`` (all when None) merged into one last axis; the kept shape of the rest."""
+    ndim = np.ndim(x)
+    axes = _normalize_axes(axis, ndim)
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    moved = transpose(x, axes=rest + axes) if rest + axes != tuple(range(ndim)) else x
+    return reshape(moved, shape=tuple(np.shape(x)[i] for i in rest) + (-1,))
+
+
+def _from_last(y, x, axis):
+    """The inverse of ``_to_last`` for an array of x's size: back to x's shape and axis order."""
+    ndim = np.ndim(x)
+    axes = _normalize_axes(axis, ndim)
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    order = rest + axes
+    y = reshape(y, shape=tuple(np.shape(x)[i] for i in order))
+    return transpose(y, axes=tuple(np.argsort(order))) if order != tuple(range(ndim)) else y
+
+
+def _exclusive_cumprod(x):
+    """Along the last axis: the product of the elements before each one (1 for the first)."""
+    ones = np.ones(np.shape(x)[:-1] + (1,), dtype=np.result_type(data_of(x)))
+    return concatenate([ones, cumprod(getitem(x, index=(Ellipsis, slice(None, -1))), axis=-1)], axis=-1)
+
+
+def _prod_vjp(g, ans, x, axis=None, keepdims=False):
+    if not np.ndim(x):
+        return g
+    # The product of the others, as the product of the elements before each one times that of those after
+    # it (exclusive running products along the reduced axes, flattened). NOTE: not ans / x, which is 0 / 0
+    # where x holds a zero, and whose own derivative cancels catastrophically where x is tiny.
+    g = reshape(g, shape=_kept_shape(np.shape(x), axis))
+    flat = _to_last(x, axis)
+    others = _exclusive_cumprod(flat) * _reverse(_exclusive_cumprod(_reverse(flat)))
+    return g * _from_last(others, x, axis)
+
+
+def _divisible(x, ans):
+    """Whether ans / x gives the product of the others to full precision: no zero, and nothing so small
+    (subnormal) that it has lost digits."""
+    tiny = np.finfo(np.result_type(data_of(x))).tiny
+    return bool(np.all(np.abs(data_of(x)) >= tiny) and np.all(np.abs(data_of(ans)) >= tiny))
+
+
+def _reverse(x):
+    return getitem(x, index=(Ellipsis, slice(None, None, -1)))
+
+
+@primitive(_prod_vjp)
+def prod(x, axis=None, keepdims=False):
+    """product over axis;  d/dx = g * the product of the other elements (exact where x holds zeros)"""
+    return np.multiply.reduce(x, axis=axis, keepdims=keepdims)
+
+
+def _cumsum_vjp(g, ans, x, axis=None):
+    if axis is None:   # numpy runs over the flattened array
+        return reshape(_cumsum_vjp(g, None, reshape(x, shape=(-1,)), axis=0), shape=np.shape(x))
+    # The sum of g from each position to the end: a running sum of g reversed. (The total less the
+    # running sum, plus g, is shorter, but it cancels catastrophically where g's elements differ in scale.)
+    backwards = (slice(None),) * _one_axis(axis, np.ndim(g)) + (slice(None, None, -1),)
+    return getitem(cumsum(getitem(g, index=backwards), axis=axis), index=backwards)
+
+
+@primitive(_cumsum_vjp)
+def cumsum(x, axis=None):
+    """running sum along axis (the flattened x when None);  d/dx = g summed from each position to the end"""
+    return np.cumsum(x, axis=axis)
+
+
+def _cumprod_vjp(g, ans, x, axis=None):
+    if axis is None:
+        return reshape(_cumprod_vjp(g, ans, reshape(x, shape=(-1,)), axis=0), shape=np.shape(x))
+    if not isinstance(ans, Value) and _divisible(x, ans):   # ans is a Value under create_graph
+        return _cumsum_vjp(g * ans, None, x, axis=axis) / x
+    # NOTE: dividing by x is 0 / 0 where x holds a zero, and the derivative of the division (recorded
+    # under create_graph) cancels catastrophically where x is tiny. So in those cases ans_j / x_i is the
+    # product of x_k for k <= j, k != i, computed as such. Element i's derivative is sum over j >= i of
+    # g_j * prod(x_k for k <= j, k != i): running products of x with x_i set to 1, one row per i (n^2
+    # work along the axis, and only where x holds a zero).
+    last = moveaxis(x, source=axis, destination=-1)
+    n = np.shape(last)[-1]
+    eye = np.eye(n, dtype=bool)
+    rows = where(eye, 1.0, expand_dims(last, -2))                       # (..., i, k)
+    later = np.triu(np.ones((n, n), dtype=bool))                        # j >= i
+    gl = expand_dims(moveaxis(g, source=axis, destination=-1), -2)     # (..., 1, j)
+    total = sum(where(later, gl * cumprod(rows, axis=-1), 0.0), axis=-1)
+    return moveaxis(total, source=-1, destination=axis)
+
+
+@primitive(_cumprod_vjp)
+def cumprod(x, axis=None):
+    """running product along axis (flattened when None);  d/dx = sum over j >= i of g_j * ans_j / x_i"""
+    return np.cumprod(x, axis=axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# More shapes: numpy's ways to move, cut, repeat and reorder axes and elements
+# --------------------------------------------------------------------------------------------------
+
+def moveaxis(x, source, destination):
+    """``np.moveaxis``: the axes ``source`` moved to the places ``destination``, the others in order."""
+    ndim = np.ndim(x)
+    src, dst = _normalize_axes(source, ndim), _normalize_axes(destination, ndim)
+    if len(src) != len(dst):
+        raise AxisError(f"moveaxis: source {source!r} and destination {destination!r} name different "
+                        "numbers of axes")
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src, strict=True)):
+        order.insert(d, s)
+    return transpose(x, axes=tuple(order)) if order != list(range(ndim)) else x
+
+
+# --------------------------------------------------------------------------------------------------
 # Sliding windows: the strided views that convolution and pooling are built on
 # --------------------------------------------------------------------------------------------------
 

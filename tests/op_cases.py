@@ -42,9 +42,9 @@ def _one(data, low=-3.0, high=3.0, avoid=(), min_dims=0):
     return data.draw(arrays(shapes(min_dims=min_dims), low, high, avoid))
 
 
-def _distinct(data, min_dims=1):
+def _distinct(data, min_dims=1, min_side=1):
     """An array whose elements differ by at least 0.4: no ties for max/min."""
-    shape = data.draw(shapes(min_dims=min_dims))
+    shape = data.draw(shapes(min_dims=min_dims, min_side=min_side))
     n = int(np.prod(shape))
     perm = np.array(data.draw(st.permutations(range(n))), dtype=np.float64)
     jitter = data.draw(arrays((n,), 0.0, 0.1))
@@ -323,6 +323,39 @@ def _reciprocal(data):
     return mg.ops.reciprocal, [np.where(x >= 0, 1.0, -1.0) * (0.5 + np.abs(x))]
 
 
+
+def _with_zeros(data, min_dims=0):
+    """An array in [-2, 2] with some elements exactly 0 (maybe none): products must handle them."""
+    x = _one(data, low=-2.0, high=2.0, min_dims=min_dims)
+    zeros = np.array(data.draw(st.lists(st.booleans(), min_size=x.size, max_size=x.size)), dtype=bool)
+    return np.where(zeros.reshape(x.shape) & (data.draw(st.integers(0, 2)) > 0), 0.0, x)
+
+
+def _prod(data):
+    x = _with_zeros(data)
+    axis, keepdims = _axis(data, x.ndim), data.draw(st.booleans())
+    return (lambda v: ops.prod(v, axis=axis, keepdims=keepdims)), [x]
+
+
+def _running(fn, zeros=False):
+    def draw(data):
+        x = _with_zeros(data) if zeros else _one(data)
+        axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1))) if x.ndim else None
+        return (lambda v: fn(v, axis=axis)), [x]
+    return draw
+
+
+def _var_ddof(fn):
+    def draw(data):
+        # std is sqrt(var): its derivative is infinite where var is 0, so no axes of one element.
+        x = _one(data, min_dims=1) if fn is F.var else _distinct(data, min_side=2)
+        axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+        ddof = data.draw(st.integers(0, 1)) if x.shape[axis] > 1 else 0
+        keepdims = data.draw(st.booleans())
+        return (lambda v: fn(v, axis=axis, keepdims=keepdims, ddof=ddof)), [x]
+    return draw
+
+
 CASES: list[OpCase] = [
     _binary("add", lambda a, b: a + b),
     _binary("subtract", lambda a, b: a - b),
@@ -421,4 +454,10 @@ CASES: list[OpCase] = [
     _unary("nn.softplus", lambda v: NF.softplus(v, beta=2.0)),
     _unary("nn.dropout", lambda v: NF.dropout(v, 0.4, rng=3)),
     OpCase("nn.flatten", _nn_flatten),
+    # more reductions
+    OpCase("prod", _prod),
+    OpCase("cumsum", _running(ops.cumsum)),
+    OpCase("cumprod", _running(ops.cumprod, zeros=True)),
+    OpCase("var-ddof", _var_ddof(F.var)),
+    OpCase("std", _var_ddof(F.std)),
 ]

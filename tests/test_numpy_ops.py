@@ -1,0 +1,104 @@
+"""The ops named after numpy's functions compute what numpy computes, and the few facts about their
+derivatives that the finite-difference tests cannot see (at zeros, NaNs and jumps).
+
+Derivatives against finite differences are in test_ops.py, one OpCase per op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import microgradx as mg
+from microgradx import functional as F
+from microgradx import ops
+
+RNG = np.random.default_rng(0)
+X = RNG.uniform(0.2, 0.9, size=(3, 4))          # inside every domain below
+Y = RNG.uniform(-2.0, 2.0, size=(4,))           # broadcasts against X
+
+UNARY = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arcsinh", "arctanh", "log1p",
+         "expm1", "log2", "log10", "exp2", "square", "reciprocal", "cbrt", "sign", "floor", "ceil", "rint",
+         "trunc"]
+BINARY = ["arctan2", "logaddexp", "logaddexp2", "hypot", "minimum", "fmax", "fmin", "mod", "fmod",
+          "remainder"]
+
+
+@pytest.mark.parametrize("name", UNARY)
+def test_unary_forward_is_numpys(name):
+    got = getattr(ops, name)(mg.Value(X * 3 - 1 if name in ("sign", "floor", "ceil", "rint", "trunc") else X))
+    expected = getattr(np, name)(X * 3 - 1 if name in ("sign", "floor", "ceil", "rint", "trunc") else X)
+    np.testing.assert_array_equal(got.data, expected)
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_forward_is_numpys_and_broadcasts(name):
+    got = getattr(ops, name)(mg.Value(X), mg.Value(Y))
+    np.testing.assert_array_equal(got.data, getattr(np, name)(X, Y))
+    assert got.shape == (3, 4)
+
+
+def test_arccosh_and_round_with_decimals():
+    np.testing.assert_array_equal(ops.arccosh(mg.Value(X + 1)).data, np.arccosh(X + 1))
+    np.testing.assert_array_equal(ops.round(mg.Value(X * 10), 1).data, np.round(X * 10, 1))
+
+
+def test_erf_values():
+    np.testing.assert_allclose(ops.erf(np.array([0.0, 0.5, -1.0, 3.0])),
+                               [0.0, 0.5204998778130465, -0.8427007929497149, 0.9999779095030014], rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["sign", "floor", "ceil", "round", "rint", "trunc"])
+def test_steps_have_zero_derivative_even_at_their_jumps(name):
+    x = mg.Value(np.array([-1.0, -0.5, 0.0, 0.5, 1.0, 2.5]))
+    getattr(ops, name)(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.zeros(6))
+
+
+def test_fmax_and_fmin_send_the_gradient_past_a_nan():
+    a, b = mg.Value(np.array([np.nan, 1.0, 3.0])), mg.Value(np.array([2.0, np.nan, 1.0]))
+    ops.fmax(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 0.0, 0.0])
+    a.zero_grad(), b.zero_grad()
+    ops.fmin(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 0.0, 1.0])
+
+
+def test_prod_and_cumprod_derivatives_are_exact_with_zeros():
+    x = mg.Value(np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.0, 2.0, 4.0]]))
+    ops.prod(x, axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0], [8.0, 4.0, 2.0]])
+    x.zero_grad()
+    ops.cumprod(x, axis=1).sum().backward()
+    # row [2, 0, 3]: d/dx0 = 1 + 0 + 0, d/dx1 = 2 + 2*3, d/dx2 = 2*0
+    np.testing.assert_array_equal(x.grad[0], [1.0, 8.0, 0.0])
+    second = mg.grad(lambda v: mg.grad(ops.prod)(v).sum())(np.array([0.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(second, [5.0, 3.0, 2.0])       # d/dx_i sum_j prod(others of j)
+
+
+def test_cumsum_and_cumprod_flatten_when_axis_is_none():
+    x = mg.Value(X)
+    assert ops.cumsum(x).shape == (12,) and ops.cumprod(x).shape == (12,)
+    ops.cumsum(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.ravel(), np.arange(12, 0, -1))
+
+
+def test_std_and_var_with_ddof_are_numpys():
+    for ddof in (0, 1):
+        np.testing.assert_allclose(F.var(X, axis=0, ddof=ddof).data, np.var(X, axis=0, ddof=ddof))
+        np.testing.assert_allclose(F.std(X, axis=(0, 1), ddof=ddof).data, np.std(X, ddof=ddof))
+    with pytest.raises(mg.ArgumentError, match="degrees of freedom"):
+        F.var(np.ones(3), ddof=3)
+
+
+def test_argmax_argmin_any_all_return_numpy_arrays_not_values():
+    v = mg.Value(np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 0.0]]))
+    for fn, ref in ((F.argmax, np.argmax), (F.argmin, np.argmin), (F.any, np.any), (F.all, np.all)):
+        for axis in (None, 0, 1, -1):
+            got = fn(v, axis=axis)
+            assert not isinstance(got, mg.Value)
+            np.testing.assert_array_equal(got, ref(v.data, axis=axis))
+    with pytest.raises(mg.AxisError):
+        F.argmax(v, axis=2)
