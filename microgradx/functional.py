@@ -20,7 +20,8 @@ from .engine import Value, as_value, data_of
 from .errors import ArgumentError, AxisError, DTypeError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
-           "expand_dims", "std", "argmax", "argmin", "any", "all"]
+           "expand_dims", "std", "argmax", "argmin", "any", "all",
+           "tensordot", "dot", "inner", "outer", "kron", "diagonal", "trace", "diag", "tril", "triu"]
 
 
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
@@ -161,6 +162,121 @@ def expand_dims(x: Any, axis: int) -> Any:
     """x with a new axis of size 1 at ``axis``, as ``np.expand_dims``."""
     axis = _checked("expand_dims", x, axis, new_axis=True)
     return ops.reshape(x, np.expand_dims(np.empty(np.shape(x), dtype=bool), axis).shape)
+
+
+# --------------------------------------------------------------------------------------------------
+# Products and matrix parts, built on einsum, getitem and where
+# --------------------------------------------------------------------------------------------------
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Any:
+    """``np.tensordot``: the sum of products over ``axes``, the last N of a with the first N of b (or two
+    lists of axes)."""
+    na, nb = np.ndim(data_of(a)), np.ndim(data_of(b))
+    if isinstance(axes, int | np.integer):
+        if not 0 <= axes <= min(na, nb):
+            raise AxisError(f"tensordot: axes={axes} for operands of {na} and {nb} dimensions")
+        pairs = (list(range(na - axes, na)), list(range(axes)))
+    else:
+        pairs = tuple([axes_] if isinstance(axes_, int | np.integer) else list(axes_) for axes_ in axes)
+    if len(pairs) != 2 or len(pairs[0]) != len(pairs[1]):
+        raise AxisError(f"tensordot: axes={axes!r} must be an integer or two lists of equal length")
+    sa = [_one_axis_checked("tensordot", a, i) for i in pairs[0]]
+    sb = [_one_axis_checked("tensordot", b, i) for i in pairs[1]]
+    letters_a = list(_LETTERS[:na])
+    letters_b = list(_LETTERS[na:na + nb])
+    for i, j in zip(sa, sb, strict=True):
+        letters_b[j] = letters_a[i]
+    out = [c for k, c in enumerate(letters_a) if k not in sa]
+    out += [c for k, c in enumerate(letters_b) if k not in sb]
+    return ops.einsum(f"{''.join(letters_a)},{''.join(letters_b)}->{''.join(out)}", a, b)
+
+
+def _one_axis_checked(name: str, x: Any, axis: int) -> int:
+    try:
+        return ops._one_axis(axis, np.ndim(data_of(x)))
+    except (np.exceptions.AxisError, TypeError) as e:
+        raise AxisError(f"{name}: input of shape {np.shape(data_of(x))}, axis={axis!r}: {e}") from None
+
+
+def dot(a: Any, b: Any) -> Any:
+    """``np.dot``: a product of numbers, the inner product of vectors, the matrix product of matrices, and
+    for N-d arrays the sum over a's last axis and b's second-to-last."""
+    if np.ndim(data_of(a)) == 0 or np.ndim(data_of(b)) == 0:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-2 if np.ndim(data_of(b)) > 1 else 0]))
+
+
+def inner(a: Any, b: Any) -> Any:
+    """``np.inner``: the sum of products over the last axes of a and b."""
+    if np.ndim(data_of(a)) == 0 or np.ndim(data_of(b)) == 0:
+        return a * b
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def outer(a: Any, b: Any) -> Any:
+    """``np.outer``: every element of a (flattened) times every element of b, as a matrix."""
+    return ops.einsum("i,j->ij", ops.reshape(a, shape=(-1,)), ops.reshape(b, shape=(-1,)))
+
+
+def kron(a: Any, b: Any) -> Any:
+    """``np.kron``: the Kronecker product, blocks of b scaled by each element of a."""
+    sa, sb = np.shape(data_of(a)), np.shape(data_of(b))
+    n = max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    # a's axes interleaved with b's: element (i0, j0, i1, j1, ...) is a[i0, i1, ...] * b[j0, j1, ...].
+    spread_a = ops.reshape(a, shape=tuple(x for s in sa for x in (s, 1)))
+    spread_b = ops.reshape(b, shape=tuple(x for s in sb for x in (1, s)))
+    return ops.reshape(spread_a * spread_b, shape=tuple(p * q for p, q in zip(sa, sb, strict=True)))
+
+
+def diagonal(x: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """``np.diagonal``: the elements (i, i + offset) of the axes axis1 and axis2, as a last axis."""
+    a1, a2 = _one_axis_checked("diagonal", x, axis1), _one_axis_checked("diagonal", x, axis2)
+    if a1 == a2:
+        raise AxisError(f"diagonal: axis1 and axis2 are the same axis ({axis1})")
+    moved = ops.moveaxis(x, source=(a1, a2), destination=(-2, -1))
+    rows, cols = np.shape(data_of(moved))[-2:]
+    start = max(0, -offset)                          # the first row the diagonal crosses
+    i = np.arange(start, max(start, min(rows, cols - offset)))
+    return ops.getitem(moved, index=(Ellipsis, i, i + offset))
+
+
+def trace(x: Any, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Any:
+    """``np.trace``: the sum of the diagonal (i, i + offset) of axes axis1 and axis2."""
+    return ops.sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def diag(v: Any, k: int = 0) -> Any:
+    """``np.diag``: a 1-d v put on the k-th diagonal of a square matrix of zeros; a 2-d v's k-th diagonal."""
+    ndim = np.ndim(data_of(v))
+    if ndim == 2:
+        return diagonal(v, offset=k)
+    if ndim != 1:
+        raise ShapeError(f"diag: expected a 1-d or 2-d input, got shape {np.shape(data_of(v))}")
+    n = np.shape(data_of(v))[0]
+    i = np.arange(n)
+    size = n + abs(k)
+    return ops.scatter_add(v, index=(i + max(0, -k), i + max(0, k)), shape=(size, size))
+
+
+def _triangle(name: str, x: Any, mask: Any) -> Any:
+    shape = np.shape(data_of(x))
+    if len(shape) < 2:
+        raise ShapeError(f"{name}: expected an input of 2 or more dimensions, got shape {shape}")
+    return ops.where(mask(*shape[-2:]), x, 0.0)
+
+
+def tril(x: Any, k: int = 0) -> Any:
+    """``np.tril``: x with the elements above the k-th diagonal (of its last two axes) zeroed."""
+    return _triangle("tril", x, lambda n, m: np.tri(n, m, k, dtype=bool))
+
+
+def triu(x: Any, k: int = 0) -> Any:
+    """``np.triu``: x with the elements below the k-th diagonal (of its last two axes) zeroed."""
+    return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -948,6 +948,73 @@ def cumprod(x, axis=None):
 
 
 # --------------------------------------------------------------------------------------------------
+# Contractions: einsum, from which the other products of functional.py are built
+# --------------------------------------------------------------------------------------------------
+
+def _einsum_parts(subscripts, n_operands):
+    """``"ij,jk->ik"`` as (["ij", "jk"], "ik"); an implicit output (letters used once, sorted) spelled out."""
+    if not isinstance(subscripts, str):
+        raise ArgumentError(f"einsum: subscripts must be a string such as 'ij,jk->ik', got {subscripts!r}")
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ArgumentError("einsum: '...' is not supported; name every axis with a letter")
+    inputs, arrow, output = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != n_operands:
+        raise ArgumentError(f"einsum: subscripts {subscripts!r} name {len(terms)} operands, got {n_operands}")
+    if not arrow:
+        letters = "".join(terms)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return terms, output
+
+
+def _einsum_vjp(argnum, g, ans, *operands, subscripts):
+    terms, output = _einsum_parts(subscripts, len(operands))
+    mine = terms[argnum]
+    # The gradient of operand i is g contracted with the other operands, onto i's own letters. Two
+    # cases need more: a letter i repeats (a diagonal, "ii"), which an einsum output cannot, and a
+    # letter only i has (summed away), over which g is constant.
+    sizes = dict(zip(mine, np.shape(operands[argnum]), strict=True))
+    others = [(t, op) for k, (t, op) in enumerate(zip(terms, operands, strict=True)) if k != argnum]
+    known = set(output).union(*(set(t) for t, _ in others))
+    extra_terms, extra_ops = [], []
+    target = []
+    fresh = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in subscripts)
+    seen = set()
+    for c in mine:
+        if c in seen:                       # a repeat: a fresh letter, tied to the first by an identity
+            d = next(fresh)
+            extra_terms.append(c + d)
+            extra_ops.append(np.eye(sizes[c], dtype=np.result_type(data_of(g))))
+            target.append(d)
+            continue
+        seen.add(c)
+        target.append(c)
+        if c not in known:                  # summed away by i alone: g is the same all along it
+            extra_terms.append(c)
+            extra_ops.append(np.ones(sizes[c], dtype=np.result_type(data_of(g))))
+    spec = ",".join([output, *(t for t, _ in others), *extra_terms]) + "->" + "".join(target)
+    return einsum_(g, *(op for _, op in others), *extra_ops, subscripts=spec)
+
+
+def _einsum(*operands, subscripts):
+    """einsum(subscripts, *operands);  d/d(operand i) = einsum of g and the other operands onto i's letters"""
+    # optimize: pairs of operands go to BLAS (tensordot) rather than to einsum's own loops.
+    return np.einsum(subscripts, *operands, optimize=len(operands) > 1)
+
+
+_einsum.__name__ = "einsum"
+einsum_ = _register_variadic(_einsum, _einsum_vjp, "operands with as many axes as their subscripts have "
+                             "letters, and equal sizes wherever a letter repeats")
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """``np.einsum`` for Values and arrays: ``einsum("ij,jk->ik", a, b)`` is ``a @ b``. No ``...``."""
+    _einsum_parts(subscripts, len(operands))     # our error for a bad spec, before numpy's
+    return einsum_(*operands, subscripts=subscripts)
+
+
+# --------------------------------------------------------------------------------------------------
 # More shapes: numpy's ways to move, cut, repeat and reorder axes and elements
 # --------------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import numpy as np
 
 import microgradx as mg
 from microgradx import functional as F
+from microgradx import linalg as LA
 from microgradx import nn_functional as NF
 from microgradx import ops
 from microgradx.testing import arrays, broadcastable_shapes, positive_arrays, shapes
@@ -356,6 +357,108 @@ def _var_ddof(fn):
     return draw
 
 
+
+EINSUMS = ["ij,jk->ik", "ij,jk", "i,i", "i,i->i", "ii->i", "ii", "ij->", "ij->ji", "ij,k->ijk", "iij,j->i",
+           "ijk,jl,l->ik", "bij,bjk->bik"]
+
+
+def _einsum(data):
+    spec = data.draw(st.sampled_from(EINSUMS))
+    sizes = {c: data.draw(st.integers(1, 3)) for c in sorted(set(spec) - set(",->"))}
+    terms = spec.partition("->")[0].split(",")
+    inputs = [data.draw(arrays(tuple(sizes[c] for c in t))) for t in terms]
+    return (lambda *vs: ops.einsum(spec, *vs)), inputs
+
+
+def _tensordot(data):
+    a = _one(data, min_dims=1)
+    n = data.draw(st.integers(0, a.ndim))
+    extra = data.draw(shapes(max_dims=2))
+    b = data.draw(arrays(a.shape[a.ndim - n:] + extra))
+    if data.draw(st.booleans()) or n == 0:
+        return (lambda x, y: F.tensordot(x, y, n)), [a, b]
+    # the same contraction as two lists of axes, b's in another order
+    b = np.moveaxis(b, 0, n - 1)
+    axes = (list(range(a.ndim - n, a.ndim)), list(range(1, n)) + [0])
+    return (lambda x, y: F.tensordot(x, y, axes)), [a, b]
+
+
+def _dot_like(fn):
+    def draw(data):
+        k = data.draw(st.integers(1, 3))
+        lead_a = data.draw(shapes(max_dims=2))
+        kind = data.draw(st.sampled_from(["scalar", "vector", "matrix"]))
+        a = data.draw(arrays(lead_a + (k,)))
+        if kind == "scalar":
+            return fn, [a, data.draw(arrays(()))]
+        if kind == "vector" or fn is not F.dot:
+            b_shape = (k,) if kind == "vector" else data.draw(shapes(max_dims=2)) + (k,)
+        else:
+            b_shape = data.draw(shapes(max_dims=1)) + (k, data.draw(st.integers(1, 3)))
+        return fn, [a, data.draw(arrays(b_shape))]
+    return draw
+
+
+def _two(fn):
+    def draw(data):
+        return fn, [_one(data), _one(data)]
+    return draw
+
+
+def _kron(data):
+    return F.kron, [_one(data, min_dims=1), _one(data)]
+
+
+def _matrix_part(fn, with_axes=False):
+    def draw(data):
+        x = _one(data, min_dims=2)
+        offset = data.draw(st.integers(-2, 2))
+        if with_axes:
+            a1, a2 = data.draw(st.permutations(range(x.ndim)))[:2]
+            return (lambda v: fn(v, offset, a1, a2)), [x]
+        return (lambda v: fn(v, offset)), [x]
+    return draw
+
+
+def _diag(data):
+    x = data.draw(arrays(shapes(min_dims=1, max_dims=2)))
+    k = data.draw(st.integers(-2, 2))
+    return (lambda v: F.diag(v, k)), [x]
+
+
+def _square(data, n=None):
+    """A stack of well-conditioned n x n matrices (the identity times n + 1, plus noise in [-1, 1])."""
+    n = n or data.draw(st.integers(1, 3))
+    batch = data.draw(shapes(max_dims=2, max_side=2))
+    return data.draw(arrays(batch + (n, n), -1.0, 1.0)) + (n + 1) * np.eye(n)
+
+
+def _solve(data):
+    a = _square(data)
+    n = a.shape[-1]
+    vector = a.ndim == 2 and data.draw(st.booleans())
+    b = data.draw(arrays((n,) if vector else a.shape[:-2] + (n, data.draw(st.integers(1, 3)))))
+    return LA.solve, [a, b]
+
+
+def _cholesky(data):
+    # Of the symmetric part: numpy reads only the lower triangle, which differentiates differently.
+    return (lambda v: LA.cholesky(0.5 * (v + ops.swapaxes(v)))), [_square(data)]
+
+
+def _norm(data):
+    x = _one(data, min_dims=1, avoid=(0.0,))
+    kind = data.draw(st.sampled_from(["vector", "matrix"] if x.ndim >= 2 else ["vector"]))
+    if kind == "matrix":
+        ord_ = data.draw(st.sampled_from(["fro", None]))      # 1 and inf pick a maximum: see test_linalg
+        axis = (0, 1)
+    else:
+        ord_ = data.draw(st.sampled_from([None, 2, 1, 3, 0.5, -2]))
+        axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    keepdims = data.draw(st.booleans())
+    return (lambda v: LA.norm(v, ord_, axis, keepdims)), [x]
+
+
 CASES: list[OpCase] = [
     _binary("add", lambda a, b: a + b),
     _binary("subtract", lambda a, b: a - b),
@@ -460,4 +563,24 @@ CASES: list[OpCase] = [
     OpCase("cumprod", _running(ops.cumprod, zeros=True)),
     OpCase("var-ddof", _var_ddof(F.var)),
     OpCase("std", _var_ddof(F.std)),
+    # products and matrix parts
+    OpCase("einsum", _einsum),
+    OpCase("tensordot", _tensordot),
+    OpCase("dot", _dot_like(F.dot)),
+    OpCase("inner", _dot_like(F.inner)),
+    OpCase("outer", _two(F.outer)),
+    OpCase("kron", _kron),
+    OpCase("diagonal", _matrix_part(F.diagonal, with_axes=True)),
+    OpCase("trace", _matrix_part(F.trace, with_axes=True)),
+    OpCase("diag", _diag),
+    OpCase("tril", _matrix_part(F.tril)),
+    OpCase("triu", _matrix_part(F.triu)),
+    # mg.linalg
+    OpCase("inv", lambda d: (LA.inv, [_square(d)])),
+    OpCase("det", lambda d: (LA.det, [_square(d)])),
+    OpCase("logabsdet", lambda d: (LA.logabsdet, [_square(d)])),
+    OpCase("linalg.slogdet", lambda d: ((lambda v: LA.slogdet(v)[1]), [_square(d)])),
+    OpCase("solve", _solve),
+    OpCase("cholesky", _cholesky),
+    OpCase("linalg.norm", _norm),
 ]

@@ -102,3 +102,66 @@ def test_argmax_argmin_any_all_return_numpy_arrays_not_values():
             np.testing.assert_array_equal(got, ref(v.data, axis=axis))
     with pytest.raises(mg.AxisError):
         F.argmax(v, axis=2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Products and mg.linalg
+# --------------------------------------------------------------------------------------------------
+
+A = RNG.standard_normal((2, 3, 3)) + 4 * np.eye(3)
+B = RNG.standard_normal((2, 3, 2))
+
+
+@pytest.mark.parametrize("name, args", [
+    ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("outer", (X, Y)), ("kron", (X, A)),
+    ("tensordot", (A, B, ([0, 1], [0, 1]))), ("trace", (A, 1, 1, 2)), ("diagonal", (A, -1, 2, 0)),
+    ("diag", (Y, 1)), ("diag", (X, -1)), ("tril", (A, -1)), ("triu", (X, 1)),
+])
+def test_products_and_matrix_parts_are_numpys(name, args):
+    np.testing.assert_allclose(getattr(F, name)(*args).data, getattr(np, name)(*args), rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec, shapes", [("ij,jk->ik", [(2, 3), (3, 4)]), ("ii", [(3, 3)]),
+                                          ("iij,j->i", [(2, 2, 3), (3,)]), ("i,j", [(2,), (3,)])])
+def test_einsum_is_numpys(spec, shapes):
+    arrays = [RNG.standard_normal(s) for s in shapes]
+    np.testing.assert_allclose(ops.einsum(spec, *arrays), np.einsum(spec, *arrays), rtol=1e-12)
+
+
+def test_einsum_refuses_what_it_does_not_support():
+    with pytest.raises(mg.ArgumentError, match="not supported"):
+        ops.einsum("...i,i", X, Y)
+    with pytest.raises(mg.ArgumentError, match="2 operands"):
+        ops.einsum("ij,jk", X)
+
+
+def test_linalg_is_numpys():
+    from microgradx import linalg as LA
+    np.testing.assert_allclose(LA.inv(A).data, np.linalg.inv(A))
+    np.testing.assert_allclose(LA.det(A).data, np.linalg.det(A))
+    sign, logdet = LA.slogdet(mg.Value(A))
+    np.testing.assert_array_equal(sign, np.linalg.slogdet(A)[0])
+    np.testing.assert_allclose(logdet.data, np.linalg.slogdet(A)[1])
+    np.testing.assert_allclose(LA.solve(A, B).data, np.linalg.solve(A, B))
+    np.testing.assert_allclose(LA.solve(A[0], Y[:3]).data, np.linalg.solve(A[0], Y[:3]))
+    spd = A @ np.swapaxes(A, -1, -2)
+    np.testing.assert_allclose(LA.cholesky(spd).data, np.linalg.cholesky(spd))
+    for ord_, axis in ((None, None), ("fro", None), (1, None), (np.inf, None), (-1, None), (-np.inf, None),
+                       (3, 1), (1, 0), (np.inf, -1), (None, (0, 2))):
+        np.testing.assert_allclose(LA.norm(B[0] if axis is None else B, ord_, axis).data,
+                                   np.linalg.norm(B[0] if axis is None else B, ord_, axis), rtol=1e-12)
+
+
+def test_matrix_norm_1_and_inf_derivatives_go_to_the_largest_sum():
+    from microgradx import linalg as LA
+    x = mg.Value(np.array([[1.0, -4.0], [2.0, 1.0]]))
+    LA.norm(x, 1).backward()              # column sums 3 and 5: the second column's signs
+    np.testing.assert_array_equal(x.grad, [[0.0, -1.0], [0.0, 1.0]])
+
+
+def test_singular_matrices_and_unsupported_norms_get_our_errors():
+    from microgradx import linalg as LA
+    with pytest.raises(mg.ShapeError, match="singular"):
+        LA.inv(mg.Value(np.ones((2, 2))))
+    with pytest.raises(mg.ArgumentError, match="nuc"):
+        LA.norm(X, "nuc")
