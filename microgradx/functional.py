@@ -21,7 +21,10 @@ from .errors import ArgumentError, AxisError, DTypeError, ShapeError
 
 __all__ = ["mean", "var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
            "expand_dims", "std", "argmax", "argmin", "any", "all",
-           "tensordot", "dot", "inner", "outer", "kron", "diagonal", "trace", "diag", "tril", "triu"]
+           "tensordot", "dot", "inner", "outer", "kron", "diagonal", "trace", "diag", "tril", "triu",
+           "ravel", "flip", "roll", "rot90", "array_split", "split", "tile", "repeat", "pad", "atleast_1d",
+           "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "append", "take",
+           "take_along_axis", "sort", "argsort"]
 
 
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
@@ -92,7 +95,7 @@ def all(x: Any, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001 
     return np.all(data_of(x), axis=_checked("all", x, axis), keepdims=keepdims)
 
 
-NO_GRADIENT = ("argmax", "argmin", "any", "all")
+NO_GRADIENT = ("argmax", "argmin", "any", "all", "argsort")
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
@@ -277,6 +280,236 @@ def tril(x: Any, k: int = 0) -> Any:
 def triu(x: Any, k: int = 0) -> Any:
     """``np.triu``: x with the elements below the k-th diagonal (of its last two axes) zeroed."""
     return _triangle("triu", x, lambda n, m: ~np.tri(n, m, k - 1, dtype=bool))
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes: numpy's ways to cut, join, repeat and reorder, as getitem, scatter_add, reshape, concatenate
+# --------------------------------------------------------------------------------------------------
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return np.shape(data_of(x))
+
+
+def _along(axis: int, index: Any) -> tuple:
+    """An index that applies ``index`` to axis ``axis`` (non-negative) and takes everything else."""
+    return (slice(None),) * axis + (index,)
+
+
+def ravel(x: Any) -> Any:
+    """``np.ravel``: the elements of x as a 1-d array, in C order."""
+    return ops.reshape(x, shape=(-1,))
+
+
+def flip(x: Any, axis: Any = None) -> Any:
+    """``np.flip``: x with the order of its elements reversed along ``axis`` (every axis when None)."""
+    axes = ops._normalize_axes(_checked("flip", x, axis), len(_shape(x)))
+    return ops.getitem(x, index=tuple(slice(None, None, -1) if i in axes else slice(None)
+                                       for i in range(len(_shape(x)))))
+
+
+def roll(x: Any, shift: Any, axis: Any = None) -> Any:
+    """``np.roll``: elements shifted by ``shift`` along ``axis``, those past the end coming round to the
+    start (over the flattened x when ``axis`` is None)."""
+    if axis is None:
+        return ops.reshape(roll(ravel(x), shift, 0), shape=_shape(x))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    shifts = (shift,) * len(axes) if isinstance(shift, int | np.integer) else tuple(shift)
+    if len(shifts) != len(axes):
+        raise ArgumentError(f"roll: shift {shift!r} and axis {axis!r} must name as many shifts as axes")
+    for s, a in zip(shifts, axes, strict=True):
+        a = _one_axis_checked("roll", x, a)
+        n = _shape(x)[a]
+        x = ops.getitem(x, index=_along(a, (np.arange(n) - s) % n)) if n else x
+    return x
+
+
+def rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Any:
+    """``np.rot90``: m rotated by 90 degrees ``k`` times, from the first of ``axes`` towards the second."""
+    a0, a1 = (_one_axis_checked("rot90", m, a) for a in axes)
+    if a0 == a1:
+        raise AxisError(f"rot90: axes {axes!r} must be two different axes")
+    k %= 4
+    if k == 0:
+        return ops.identity(m)
+    if k == 2:
+        return flip(flip(m, a0), a1)
+    if k == 1:
+        return ops.swapaxes(flip(m, a1), a0, a1)
+    return flip(ops.swapaxes(m, a0, a1), a1)
+
+
+def array_split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """``np.array_split``: x cut along ``axis`` into that many nearly equal parts, or at those indices."""
+    axis = _one_axis_checked("array_split", x, axis)
+    # numpy's own cut of the positions 0..n-1 says where each part starts and stops.
+    pieces = np.array_split(np.arange(_shape(x)[axis]), indices_or_sections)
+    return [ops.getitem(x, index=_along(axis, slice(int(p[0]), int(p[-1]) + 1) if len(p) else slice(0, 0)))
+            for p in pieces]
+
+
+def split(x: Any, indices_or_sections: Any, axis: int = 0) -> list[Any]:
+    """``np.split``: as ``array_split``, but a number of sections must divide the axis exactly."""
+    n, parts = _shape(x)[_one_axis_checked("split", x, axis)], indices_or_sections
+    if isinstance(parts, int | np.integer) and (parts <= 0 or n % parts):
+        raise ShapeError(f"split: an axis of {n} elements does not split into {parts} equal parts "
+                         "(array_split allows unequal ones)")
+    return array_split(x, indices_or_sections, axis)
+
+
+def tile(x: Any, reps: Any) -> Any:
+    """``np.tile``: x repeated ``reps`` times along each axis (as whole blocks)."""
+    reps = (reps,) if isinstance(reps, int | np.integer) else tuple(reps)
+    shape = _shape(x)
+    n = max(len(shape), len(reps))
+    shape, reps = (1,) * (n - len(shape)) + shape, (1,) * (n - len(reps)) + reps
+    spread = ops.reshape(x, shape=tuple(v for s in shape for v in (1, s)))
+    pairs = list(zip(reps, shape, strict=True))
+    blocks = ops.broadcast_to(spread, shape=tuple(v for r, s in pairs for v in (r, s)))
+    return ops.reshape(blocks, shape=tuple(r * s for r, s in pairs))
+
+
+def repeat(x: Any, repeats: Any, axis: int | None = None) -> Any:
+    """``np.repeat``: each element repeated ``repeats`` times (a number, or one per element) along ``axis``
+    (over the flattened x when None)."""
+    if axis is None:
+        return repeat(ravel(x), repeats, 0)
+    axis = _one_axis_checked("repeat", x, axis)
+    return ops.getitem(x, index=_along(axis, np.repeat(np.arange(_shape(x)[axis]), repeats)))
+
+
+def pad(x: Any, pad_width: Any, mode: str = "constant", constant_values: float = 0.0) -> Any:
+    """``np.pad`` with modes constant, edge, reflect, symmetric and wrap.
+
+    Padding by a constant puts x into a larger array of that constant; the other modes take, along each
+    axis, the positions numpy's own ``np.pad`` of ``arange(n)`` names, so the gradient of an element
+    copied into the border adds up over its copies.
+    """
+    shape = _shape(x)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (len(shape), 2))
+    if np.any(widths < 0):
+        raise ArgumentError(f"pad: pad_width {pad_width!r} must not be negative")
+    if mode == "constant":
+        padded = tuple(int(n + a + b) for n, (a, b) in zip(shape, widths, strict=True))
+        inside = tuple(slice(int(a), int(a) + n) for n, (a, _) in zip(shape, widths, strict=True))
+        out = ops.scatter_add(x, index=inside, shape=padded)
+        if constant_values != 0:
+            border = np.ones(padded, dtype=np.result_type(data_of(x)))
+            border[inside] = 0
+            out = out + border * constant_values
+        return out
+    if mode not in ("edge", "reflect", "symmetric", "wrap"):
+        raise ArgumentError(f"pad: mode {mode!r} is not supported (constant, edge, reflect, symmetric, wrap)")
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            positions = np.pad(np.arange(shape[axis]), (int(before), int(after)), mode=mode)
+            x = ops.getitem(x, index=_along(axis, positions))
+    return ops.identity(x) if not np.any(widths) else x
+
+
+def atleast_1d(*arys: Any) -> Any:
+    """``np.atleast_1d``: each input with at least one axis (a number becomes shape (1,))."""
+    out = [x if len(_shape(x)) >= 1 else ops.reshape(x, shape=(1,)) for x in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_2d(*arys: Any) -> Any:
+    """``np.atleast_2d``: each input with at least two axes ((N,) becomes (1, N))."""
+    out = [x if len(_shape(x)) >= 2 else ops.reshape(x, shape=(1, -1) if _shape(x) else (1, 1)) for x in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_3d(*arys: Any) -> Any:
+    """``np.atleast_3d``: each input with at least three axes ((N,) becomes (1, N, 1), (M, N) (M, N, 1))."""
+    def three(x: Any) -> Any:
+        shape = _shape(x)
+        if len(shape) >= 3:
+            return x
+        return ops.reshape(x, shape={0: (1, 1, 1), 1: (1, *shape, 1), 2: (*shape, 1)}[len(shape)])
+    out = [three(x) for x in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def _listed(name: str, tup: Any) -> list[Any]:
+    if isinstance(tup, Value | np.ndarray):
+        raise ArgumentError(f"{name} takes a sequence of arrays (a list or tuple), not one array")
+    return list(tup)
+
+
+def hstack(tup: Any) -> Any:
+    """``np.hstack``: join along the second axis (the first, for 1-d inputs)."""
+    arrays = [atleast_1d(x) for x in _listed("hstack", tup)]
+    return ops.concatenate(arrays, axis=0 if arrays and len(_shape(arrays[0])) == 1 else 1)
+
+
+def vstack(tup: Any) -> Any:
+    """``np.vstack``: join along the first axis, 1-d inputs as rows."""
+    return ops.concatenate([atleast_2d(x) for x in _listed("vstack", tup)], axis=0)
+
+
+def dstack(tup: Any) -> Any:
+    """``np.dstack``: join along the third axis, inputs made 3-d first (as ``atleast_3d``)."""
+    return ops.concatenate([atleast_3d(x) for x in _listed("dstack", tup)], axis=2)
+
+
+def column_stack(tup: Any) -> Any:
+    """``np.column_stack``: 1-d inputs as columns, joined with 2-d ones along the second axis."""
+    arrays = _listed("column_stack", tup)
+    columns = [ops.reshape(x, shape=(-1, 1)) if len(_shape(x)) < 2 else x for x in arrays]
+    return ops.concatenate(columns, axis=1)
+
+
+def append(arr: Any, values: Any, axis: int | None = None) -> Any:
+    """``np.append``: values joined after arr along ``axis`` (both flattened when it is None)."""
+    if axis is None:
+        return ops.concatenate([ravel(arr), ravel(values)], axis=0)
+    return ops.concatenate([arr, values], axis=axis)
+
+
+def _positions(name: str, indices: Any) -> np.ndarray:
+    if isinstance(indices, Value):
+        raise DTypeError(f"{name}: indices must be integers (a numpy array or list), not a Value")
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise DTypeError(f"{name}: indices must be integers, got dtype {idx.dtype}")
+    return idx
+
+
+def take(a: Any, indices: Any, axis: int | None = None) -> Any:
+    """``np.take``: the elements at ``indices`` along ``axis`` (of the flattened a when None)."""
+    idx = _positions("take", indices)
+    if axis is None:
+        return ops.getitem(ravel(a), index=idx)
+    return ops.getitem(a, index=_along(_one_axis_checked("take", a, axis), idx))
+
+
+def take_along_axis(arr: Any, indices: Any, axis: int | None) -> Any:
+    """``np.take_along_axis``: ``arr`` indexed along ``axis`` by ``indices`` of its own number of axes
+    (as ``np.argsort`` returns them)."""
+    idx = _positions("take_along_axis", indices)
+    if axis is None:
+        arr, axis = ravel(arr), 0
+    shape = _shape(arr)
+    axis = _one_axis_checked("take_along_axis", arr, axis)
+    if idx.ndim != len(shape):
+        raise ShapeError(f"take_along_axis: indices of shape {idx.shape} need as many axes as arr {shape}")
+    # The positions along every other axis, shaped to broadcast against the indices (numpy's own way).
+    index = tuple(idx if d == axis else np.arange(n).reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1))
+                  for d, n in enumerate(shape))
+    return ops.getitem(arr, index=index)
+
+
+def sort(a: Any, axis: int | None = -1) -> Any:
+    """``np.sort``: a sorted along ``axis`` (the flattened a when None). The gradient goes back through the
+    permutation: each element's to where it came from (ties kept in order, a stable sort)."""
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = _one_axis_checked("sort", a, axis)
+    return take_along_axis(a, np.argsort(data_of(a), axis=axis, kind="stable"), axis)
+
+
+def argsort(a: Any, axis: int | None = -1) -> np.ndarray:
+    """``np.argsort`` (stable): the positions that sort a along ``axis``, as a numpy array."""
+    return np.argsort(data_of(a), axis=axis, kind="stable")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -459,6 +459,145 @@ def _norm(data):
     return (lambda v: LA.norm(v, ord_, axis, keepdims)), [x]
 
 
+
+def _some_axes(data, ndim):
+    """None, or a tuple of distinct axes."""
+    return data.draw(st.one_of(st.none(), st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim,
+                                                   unique=True).map(tuple)))
+
+
+def _swapaxes(data):
+    x = _one(data, min_dims=1)
+    a, b = (data.draw(st.integers(-x.ndim, x.ndim - 1)) for _ in range(2))
+    return (lambda v: ops.swapaxes(v, a, b)), [x]
+
+
+def _moveaxis(data):
+    x = _one(data, min_dims=1)
+    src = data.draw(st.permutations(range(x.ndim)))[:data.draw(st.integers(1, x.ndim))]
+    dst = data.draw(st.permutations(range(x.ndim)))[:len(src)]
+    return (lambda v: ops.moveaxis(v, tuple(src), tuple(dst))), [x]
+
+
+def _flip(data):
+    x = _one(data, min_dims=1)
+    axis = _some_axes(data, x.ndim)
+    return (lambda v: F.flip(v, axis)), [x]
+
+
+def _roll(data):
+    x = _one(data, min_dims=1)
+    axis = _some_axes(data, x.ndim)
+    shifts = st.integers(-5, 5)
+    shift = data.draw(shifts) if axis is None else tuple(data.draw(shifts) for _ in axis)
+    return (lambda v: F.roll(v, shift, axis)), [x]
+
+
+def _rot90(data):
+    x = _one(data, min_dims=2)
+    k = data.draw(st.integers(-1, 4))
+    axes = tuple(data.draw(st.permutations(range(x.ndim)))[:2])
+    return (lambda v: F.rot90(v, k, axes)), [x]
+
+
+def _splits(fn):
+    def draw(data):
+        x = _one(data, min_dims=1)
+        axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+        n = x.shape[axis]
+        if fn is F.split:
+            parts = data.draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
+        else:
+            cuts = st.lists(st.integers(0, n), max_size=3).map(sorted)
+            parts = data.draw(st.one_of(st.integers(1, 4), cuts))
+        pick = data.draw(st.integers(0, 100))
+        # One output of the list (each is a Value): a different one in different examples.
+        return (lambda v: _nonempty(fn(v, parts, axis), pick)), [x]
+    return draw
+
+
+def _nonempty(parts, pick):
+    full = [p for p in parts if p.size]
+    return full[pick % len(full)]
+
+
+def _tile(data):
+    x = _one(data)
+    per_axis = st.lists(st.integers(1, 2), min_size=1, max_size=4).map(tuple)
+    reps = data.draw(st.one_of(st.integers(1, 3), per_axis))
+    return (lambda v: F.tile(v, reps)), [x]
+
+
+def _repeat(data):
+    x = _one(data, min_dims=1)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    n = x.size if axis is None else x.shape[axis]
+    repeats = data.draw(st.one_of(st.integers(1, 3), st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    if isinstance(repeats, list) and not any(repeats):
+        repeats[0] = 1
+    return (lambda v: F.repeat(v, repeats, axis)), [x]
+
+
+def _pad(data):
+    x = _one(data, min_dims=1)
+    mode = data.draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]))
+    most = 1 if mode == "reflect" else 3
+    widths = [(data.draw(st.integers(0, min(most, n - 1) if mode == "reflect" else most)),
+               data.draw(st.integers(0, min(most, n - 1) if mode == "reflect" else most))) for n in x.shape]
+    value = data.draw(st.sampled_from([0.0, 1.5]))
+    if mode == "constant":
+        return (lambda v: F.pad(v, widths, constant_values=value)), [x]
+    return (lambda v: F.pad(v, widths, mode=mode)), [x]
+
+
+def _atleast(fn):
+    def draw(data):
+        return fn, [data.draw(arrays(shapes(max_dims=3)))]
+    return draw
+
+
+def _stacks(fn):
+    def draw(data):
+        one_d = fn in (F.hstack, F.vstack, F.column_stack) and data.draw(st.booleans())
+        base = (data.draw(st.integers(1, 3)),) if one_d else data.draw(shapes(min_dims=2, max_dims=3))
+        count = data.draw(st.integers(1, 3))
+        return (lambda *vs: fn(list(vs))), [data.draw(arrays(base)) for _ in range(count)]
+    return draw
+
+
+def _append(data):
+    x = _one(data, min_dims=1)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    if axis is None:
+        return (lambda a, b: F.append(a, b)), [x, _one(data)]
+    other = list(x.shape)
+    other[axis] = data.draw(st.integers(1, 3))
+    return (lambda a, b: F.append(a, b, axis)), [x, data.draw(arrays(tuple(other)))]
+
+
+def _take(data):
+    x = _one(data, min_dims=1)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    n = x.size if axis is None else x.shape[axis]
+    idx = np.array(data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=5)))
+    return (lambda v: F.take(v, idx, axis)), [x]
+
+
+def _take_along_axis(data):
+    x = _one(data, min_dims=1)
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    shape = list(x.shape)
+    shape[axis] = data.draw(st.integers(1, 4))
+    idx = data.draw(arrays(tuple(shape), 0, x.shape[axis] - 1)).round().astype(int)
+    return (lambda v: F.take_along_axis(v, idx, axis)), [x]
+
+
+def _sort(data):
+    x = _distinct(data)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    return (lambda v: F.sort(v, axis)), [x]
+
+
 CASES: list[OpCase] = [
     _binary("add", lambda a, b: a + b),
     _binary("subtract", lambda a, b: a - b),
@@ -583,4 +722,27 @@ CASES: list[OpCase] = [
     OpCase("solve", _solve),
     OpCase("cholesky", _cholesky),
     OpCase("linalg.norm", _norm),
+    # shapes
+    OpCase("swapaxes", _swapaxes),
+    OpCase("moveaxis", _moveaxis),
+    _unary("ravel", F.ravel),
+    OpCase("flip", _flip),
+    OpCase("roll", _roll),
+    OpCase("rot90", _rot90),
+    OpCase("split", _splits(F.split)),
+    OpCase("array_split", _splits(F.array_split)),
+    OpCase("tile", _tile),
+    OpCase("repeat", _repeat),
+    OpCase("pad", _pad),
+    OpCase("atleast_1d", _atleast(F.atleast_1d)),
+    OpCase("atleast_2d", _atleast(F.atleast_2d)),
+    OpCase("atleast_3d", _atleast(F.atleast_3d)),
+    OpCase("hstack", _stacks(F.hstack)),
+    OpCase("vstack", _stacks(F.vstack)),
+    OpCase("dstack", _stacks(F.dstack)),
+    OpCase("column_stack", _stacks(F.column_stack)),
+    OpCase("append", _append),
+    OpCase("take", _take),
+    OpCase("take_along_axis", _take_along_axis),
+    OpCase("sort", _sort),
 ]

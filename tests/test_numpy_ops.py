@@ -165,3 +165,51 @@ def test_singular_matrices_and_unsupported_norms_get_our_errors():
         LA.inv(mg.Value(np.ones((2, 2))))
     with pytest.raises(mg.ArgumentError, match="nuc"):
         LA.norm(X, "nuc")
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------------
+
+C = RNG.standard_normal((3, 4, 2))
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("ravel", (C,), {}), ("flip", (C,), {}), ("flip", (C, (0, 2)), {}), ("roll", (C, 2), {}),
+    ("roll", (C, (1, -3), (0, 1)), {}), ("rot90", (C, 3, (2, 0)), {}), ("tile", (X, (2, 1, 3)), {}),
+    ("repeat", (X, [1, 0, 2]), {"axis": 0}), ("repeat", (X, 2), {}),
+    ("pad", (X, ((1, 2), (2, 1))), {"mode": "reflect"}), ("pad", (X, 1), {"constant_values": 3.0}),
+    ("pad", (X, ((0, 3), (1, 0))), {"mode": "wrap"}), ("pad", (X, 2), {"mode": "symmetric"}),
+    ("pad", (X, 2), {"mode": "edge"}), ("atleast_3d", (Y,), {}), ("atleast_2d", (np.float64(2),), {}),
+    ("hstack", ((X, X),), {}), ("vstack", ((Y, Y),), {}), ("dstack", ((X, X),), {}),
+    ("column_stack", ((Y, Y),), {}), ("append", (X, Y), {}), ("append", (X, X), {"axis": 1}),
+    ("take", (C, [0, 2, 2]), {"axis": 1}), ("take", (C, [5, -1]), {}),
+    ("take_along_axis", (C, np.argsort(C, axis=1), 1), {}), ("sort", (C,), {}), ("sort", (C, None), {}),
+])
+def test_shape_functions_are_numpys(name, args, kwargs):
+    got = getattr(F, name)(*args, **kwargs)
+    np.testing.assert_array_equal(got.data if isinstance(got, mg.Value) else got,
+                                  getattr(np, name)(*args, **kwargs))
+
+
+def test_split_and_array_split_are_numpys_and_split_refuses_unequal_parts():
+    ours, numpys = F.array_split(mg.Value(C), 2, axis=1), np.array_split(C, 2, axis=1)
+    for part, expected in zip(ours, numpys, strict=True):
+        np.testing.assert_array_equal(part.data, expected)
+    assert [p.shape for p in F.split(C, [1, 3], axis=1)] == [p.shape for p in np.split(C, [1, 3], axis=1)]
+    with pytest.raises(mg.ShapeError, match="equal parts"):
+        F.split(C, 2)
+
+
+def test_sort_sends_each_gradient_back_to_where_its_element_came_from():
+    x = mg.Value(np.array([3.0, 1.0, 2.0]))
+    (F.sort(x) * np.array([10.0, 20.0, 30.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [30.0, 10.0, 20.0])
+    np.testing.assert_array_equal(F.argsort(x), [1, 2, 0])
+
+
+def test_indices_must_be_integers():
+    with pytest.raises(mg.DTypeError, match="integers"):
+        F.take(X, np.array([0.0, 1.0]))
+    with pytest.raises(mg.DTypeError, match="not a Value"):
+        F.take_along_axis(X, mg.Value([[0.0]]), 0)
