@@ -890,8 +890,8 @@ def _prod_vjp(g, ans, x, axis=None, keepdims=False):
 
 
 def _divisible(x, ans):
-    """Whether ans / x gives the product of the others to full precision: no zero, and nothing so small
-    (subnormal) that it has lost digits."""
+    """Whether dividing ans by x loses nothing: no zero in x, and nothing in x or ans so small (subnormal)
+    that it has lost digits."""
     tiny = np.finfo(np.result_type(data_of(x))).tiny
     return bool(np.all(np.abs(data_of(x)) >= tiny) and np.all(np.abs(data_of(ans)) >= tiny))
 
@@ -930,7 +930,7 @@ def _cumprod_vjp(g, ans, x, axis=None):
     # under create_graph) cancels catastrophically where x is tiny. So in those cases ans_j / x_i is the
     # product of x_k for k <= j, k != i, computed as such. Element i's derivative is sum over j >= i of
     # g_j * prod(x_k for k <= j, k != i): running products of x with x_i set to 1, one row per i (n^2
-    # work along the axis, and only where x holds a zero).
+    # work along the axis, in those cases only).
     last = moveaxis(x, source=axis, destination=-1)
     n = np.shape(last)[-1]
     eye = np.eye(n, dtype=bool)

@@ -379,7 +379,7 @@ def _tensordot(data):
         return (lambda x, y: F.tensordot(x, y, n)), [a, b]
     # the same contraction as two lists of axes, b's in another order
     b = np.moveaxis(b, 0, n - 1)
-    axes = (list(range(a.ndim - n, a.ndim)), list(range(1, n)) + [0])
+    axes = (list(range(a.ndim - n, a.ndim)), [n - 1] + list(range(n - 1)))
     return (lambda x, y: F.tensordot(x, y, axes)), [a, b]
 
 
