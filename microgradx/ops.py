@@ -812,37 +812,40 @@ remainder = mod     # numpy's two names for one function
 # NOTE: at a jump (0 for sign, the integers for floor...) there is no derivative; these rules say 0 there
 # too, as PyTorch and JAX do, so that a step inside a model passes no gradient rather than NaN.
 
-@primitive(lambda g, ans, x: g * 0)
+def _flat(g, ans, x, **params):
+    return g * 0
+
+@primitive(_flat)
 def sign(x):
     """-1, 0 or 1, the sign of x;  d/dx = 0 (also at 0, where sign jumps)"""
     return np.sign(x)
 
 
-@primitive(lambda g, ans, x: g * 0)
+@primitive(_flat)
 def floor(x):
     """the largest integer <= x;  d/dx = 0 (also at the integers, where it jumps)"""
     return np.floor(x)
 
 
-@primitive(lambda g, ans, x: g * 0)
+@primitive(_flat)
 def ceil(x):
     """the smallest integer >= x;  d/dx = 0 (also at the integers, where it jumps)"""
     return np.ceil(x)
 
 
-@primitive(lambda g, ans, x, decimals=0: g * 0)
+@primitive(_flat)
 def round(x, decimals=0):  # noqa: A001 - numpy's name
     """x rounded to ``decimals`` digits, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
     return np.round(x, decimals)
 
 
-@primitive(lambda g, ans, x: g * 0)
+@primitive(_flat)
 def rint(x):
     """x rounded to the nearest integer, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
     return np.rint(x)
 
 
-@primitive(lambda g, ans, x: g * 0)
+@primitive(_flat)
 def trunc(x):
     """x rounded towards 0;  d/dx = 0 (also at the integers, where it jumps)"""
     return np.trunc(x)
