@@ -157,7 +157,8 @@ def nll_loss(input: Any, target: Any, reduction: str = "mean", ignore_index: int
 
     ``input`` is ``(N, C)`` (or ``(N, C, d1, ...)``, or ``(C,)`` for one sample) and ``target`` holds one
     integer class per sample, shaped like ``input`` without its class axis. Samples whose target is
-    ``ignore_index`` count for nothing, and the mean is over the others.
+    ``ignore_index`` count for nothing, and the mean is over the others (0 when every sample is ignored,
+    where PyTorch returns NaN).
     """
     x = as_value(input)
     t = np.asarray(data_of(target))
