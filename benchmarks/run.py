@@ -2,8 +2,8 @@
 
     python benchmarks/run.py [--quick] [--only NAME ...] [--repeat N] [--markdown] [--profile]
 
-Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain, threads. See workloads.py for what
-each one computes and harness.py for how it is timed. Peers (PyTorch, HIPS autograd, micrograd) are
+Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain, threads, lenet. See workloads.py
+for what each one computes and harness.py for how it is timed. Peers (PyTorch, HIPS autograd, micrograd) are
 used when installed and skipped with a note when not; this script installs nothing.
 ``--quick`` finishes in about a minute; the full run in several.
 ``--profile`` runs cProfile over microgradx's side of the selected workloads instead of timing them.
@@ -41,7 +41,7 @@ import threads  # noqa: E402
 import workloads as w  # noqa: E402
 from harness import Case, Row  # noqa: E402
 
-NAMES = ["linear", "mlp", "moons", "ops", "chain", "threads"]
+NAMES = ["linear", "mlp", "moons", "ops", "chain", "threads", "lenet"]
 BATCH = 256
 LR = {"linear": 1.0, "mlp": 0.1, "moons": 0.1}
 TINY, LARGE = (8,), (1000, 1000)
@@ -180,6 +180,22 @@ def bench_threads(s: Settings, data: Path | None) -> list[Row]:
     return threads.bench(folder if folder.is_dir() else None, s.mnist, s.min_time)
 
 
+def bench_lenet(s: Settings, data: tuple[np.ndarray, np.ndarray, str]) -> list[Row]:
+    xb, yb = w.lenet_batch(*data[:2])
+    params0 = w.lenet_init()
+    cases = []
+    for cls in (w.LenetMicrogradx, w.LenetTorch):
+        if cls is w.LenetTorch and not w.have("torch"):
+            cases.append(_absent(cls.name, "torch"))
+            continue
+        impl = cls(params0, xb, yb)
+        cases.append(Case(cls.name, impl.loss_and_grads, memory=True, traced=cls is not w.LenetTorch))
+    return harness.measure(LENET, "batch", cases, "PyTorch eager", s.mnist, s.min_time)
+
+
+LENET = f"6 lenet forward+backward, batch {w.LENET_BATCH}"
+
+
 # --------------------------------------------------------------------------------------------------
 # Targets (from issues 2, 3 and 7; figures measured when they were filed, in brackets)
 # --------------------------------------------------------------------------------------------------
@@ -221,6 +237,8 @@ def targets(rows: list[Row]) -> list[list[str]]:
         r = speedup(f"5 chain {n:,} ops", "PyTorch eager", "microgradx")
         add(f"chain {n:,}: PyTorch time / microgradx time per node", r, ">= 1x", r is not None and r >= 1,
             "PyTorch about 6 us/op")
+    r = speedup(LENET, "microgradx", "PyTorch eager")
+    add("lenet batch: microgradx time / PyTorch time", r, "<= 3x", r is not None and r <= 3, "issue 14")
     return out
 
 
@@ -362,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         r = args.repeat
         s = replace(s, mnist=r, moons=r, tiny=r, large=r, chain=r, long_chain=r)
     selected = args.only or NAMES
-    data = w.mnist_train(args.data) if {"linear", "mlp"} & set(selected) else None
+    data = w.mnist_train(args.data) if {"linear", "mlp", "lenet"} & set(selected) else None
 
     if args.profile:
         profile(selected, data, top=25)
@@ -382,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_moons(s)
         elif name == "ops":
             rows += bench_ops(s)
+        elif name == "lenet":
+            rows += bench_lenet(s, data)
         else:
             rows += bench_chain(s)
     print_report(rows, header, args.markdown)

@@ -839,3 +839,71 @@ def chain_micrograd(n: int) -> float:
 CHAIN_VERSIONS = {"Python floats (hand tape)": (chain_floor, None), "microgradx": (chain_microgradx, None),
                   "PyTorch eager": (chain_torch, "torch"), "HIPS autograd": (chain_autograd, "autograd"),
                   "micrograd": (chain_micrograd, "micrograd")}
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. LeNet: forward + backward of a small CNN on a batch of MNIST-sized images
+# --------------------------------------------------------------------------------------------------
+
+LENET_BATCH = 256
+
+
+def lenet_batch(x: np.ndarray, y: np.ndarray, n: int = LENET_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` images as (n, 1, 28, 28) float32 and their labels as class indices (1 for a 3)."""
+    return x[:n].reshape(-1, 1, 28, 28), y[:n, 0].astype(np.int64)
+
+
+def lenet_init(seed: int = 0) -> list[np.ndarray]:
+    """LeNet's weights, float32: conv 5x5x6, conv 5x5x16, then 256-120-84-10; Linear weights (in, out)."""
+    net = lenet_microgradx_net(seed)
+    return [p.data.copy() for p in net.parameters()]
+
+
+def lenet_microgradx_net(seed: int = 0) -> Any:
+    nn = mg.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5, rng=seed), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5, rng=seed + 1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(256, 120, rng=seed + 2), nn.ReLU(), nn.Linear(120, 84, rng=seed + 3),
+                         nn.ReLU(), nn.Linear(84, 10, rng=seed + 4))
+
+
+class LenetMicrogradx:
+    name = "microgradx"
+
+    def __init__(self, params: list[np.ndarray], xb: np.ndarray, yb: np.ndarray) -> None:
+        self.net = lenet_microgradx_net()
+        for p, q in zip(self.net.parameters(), params, strict=True):
+            p.data[...] = q
+        self.xb, self.yb = xb, yb
+
+    def loss_and_grads(self) -> tuple[float, list[np.ndarray]]:
+        self.net.zero_grad()
+        loss = mg.nn.functional.cross_entropy(self.net(self.xb), self.yb)
+        loss.backward()
+        return loss.item(), [p.grad for p in self.net.parameters()]
+
+
+class LenetTorch:
+    """The same network in PyTorch eager; Linear weights transposed to PyTorch's (out, in) layout."""
+
+    name = "PyTorch eager"
+
+    def __init__(self, params: list[np.ndarray], xb: np.ndarray, yb: np.ndarray) -> None:
+        torch = self.torch = _torch()
+        self.params = [torch.tensor(p.T.copy() if p.ndim == 2 else p, requires_grad=True) for p in params]
+        self.xb, self.yb = torch.from_numpy(xb), torch.from_numpy(yb)
+
+    def loss_and_grads(self) -> tuple[float, list[np.ndarray]]:
+        F = self.torch.nn.functional
+        c1, b1, c2, b2, *dense = self.params
+        for p in self.params:
+            p.grad = None
+        h = F.max_pool2d(F.relu(F.conv2d(self.xb, c1, b1)), 2)
+        h = F.max_pool2d(F.relu(F.conv2d(h, c2, b2)), 2).flatten(1)
+        for i in range(0, len(dense), 2):
+            h = F.linear(h, dense[i], dense[i + 1])
+            if i + 2 < len(dense):
+                h = F.relu(h)
+        loss = F.cross_entropy(h, self.yb)
+        loss.backward()
+        return loss.item(), [p.grad.numpy().T if p.ndim == 2 else p.grad.numpy() for p in self.params]

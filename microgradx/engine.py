@@ -480,7 +480,7 @@ def _nonfinite_kind(a: Any) -> str:
 _SPELLINGS = {
     "clamp": "x.clip(lo, hi)", "clamp_min": "mg.maximum(x, lo)", "cat": "mg.concatenate([...], axis=...)",
     "t": "x.T", "pow": "x ** y", "dim": "x.ndim", "numel": "x.size",
-    "tolist": "x.numpy().tolist()", "argmax": "np.argmax(x.data)", "argmin": "np.argmin(x.data)",
+    "tolist": "x.numpy().tolist()", "sort": "mg.sort(x) (a new Value: Values are never sorted in place)",
     "permute": "x.transpose(...)", "contiguous": "x (Values need no contiguous copy)",
     "zero_": "x.zero_grad() for the gradient, or x.data[...] = 0 under no_grad()",
     "backward_": "x.backward()", "mul": "x * y", "add": "x + y", "sub": "x - y", "div": "x / y",
@@ -488,7 +488,7 @@ _SPELLINGS = {
     "double": "x.astype(np.float64)", "half": "x.astype(np.float16)", "cpu": "x (there is only the CPU)",
     "cuda": "nothing: microgradx runs on the CPU", "to": "x.astype(dtype) (there is only the CPU)",
     "retain_grad": "nothing: every node keeps its gradient of the latest backward()",
-    "square": "x ** 2", "norm": "(x ** 2).sum().sqrt()", "nelement": "x.size",
+    "square": "mg.square(x)", "norm": "mg.linalg.norm(x)", "nelement": "x.size",
 }
 
 
@@ -918,6 +918,10 @@ class Value:
         """log(1 + exp(self)), elementwise, without overflow."""
         return TABLE.softplus(self)  # type: ignore[no-any-return]
 
+    def round(self, decimals: int = 0) -> Value:
+        """Rounded to ``decimals`` places, halves to even, as numpy; its derivative is 0."""
+        return record(TABLE.round, (self,), {"decimals": decimals})  # type: ignore[no-any-return]
+
     def clip(self, lo: Operand | None = None, hi: Operand | None = None) -> Value:
         """Elementwise clipped to [lo, hi], as ``np.clip``."""
         return record(TABLE.clip, (self,), {"lo": lo, "hi": hi})  # type: ignore[no-any-return]
@@ -940,9 +944,45 @@ class Value:
         """Arithmetic mean over ``axis`` (all axes when None)."""
         return record(TABLE.mean, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
 
-    def var(self, axis: Axis = None, keepdims: bool = False) -> Value:
-        """Population variance over ``axis`` (``ddof=0``, as numpy)."""
-        return TABLE.var(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Value:
+        """Variance over ``axis``, divided by ``N - ddof`` (population variance by default, as numpy)."""
+        return TABLE.var(self, axis=axis, keepdims=keepdims, ddof=ddof)  # type: ignore[no-any-return]
+
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Value:
+        """Standard deviation over ``axis``: the square root of :meth:`var`."""
+        return TABLE.std(self, axis=axis, keepdims=keepdims, ddof=ddof)  # type: ignore[no-any-return]
+
+    def prod(self, axis: Axis = None, keepdims: bool = False) -> Value:
+        """Product over ``axis`` (all axes when None), exact where elements are zero."""
+        return record(TABLE.prod, (self,), {"axis": axis, "keepdims": keepdims})  # type: ignore[no-any-return]
+
+    def cumsum(self, axis: int | None = None) -> Value:
+        """Running sums along ``axis`` (of the flattened Value when None)."""
+        return record(TABLE.cumsum, (self,), {"axis": axis})  # type: ignore[no-any-return]
+
+    def cumprod(self, axis: int | None = None) -> Value:
+        """Running products along ``axis`` (of the flattened Value when None)."""
+        return record(TABLE.cumprod, (self,), {"axis": axis})  # type: ignore[no-any-return]
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        """Index of the largest element over ``axis``: a numpy integer array, no gradient."""
+        return TABLE.argmax(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> np.ndarray:
+        """Index of the smallest element over ``axis``: a numpy integer array, no gradient."""
+        return TABLE.argmin(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def any(self, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+        """Whether any element over ``axis`` is non-zero: numpy booleans, no gradient."""
+        return TABLE.any(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def all(self, axis: Axis = None, keepdims: bool = False) -> np.ndarray:
+        """Whether every element over ``axis`` is non-zero: numpy booleans, no gradient."""
+        return TABLE.all(self, axis=axis, keepdims=keepdims)  # type: ignore[no-any-return]
+
+    def argsort(self, axis: int | None = -1) -> np.ndarray:
+        """The indices that sort the data along ``axis``: a numpy integer array, no gradient."""
+        return TABLE.argsort(self, axis=axis)  # type: ignore[no-any-return]
 
     def max(self, axis: Axis = None, keepdims: bool = False) -> Value:
         """Largest element over ``axis``; ties share the gradient."""
@@ -992,6 +1032,34 @@ class Value:
     def squeeze(self, axis: Axis = None) -> Value:
         """Without the axes of size 1 (only ``axis`` when given)."""
         return TABLE.squeeze(self, axis=axis)  # type: ignore[no-any-return]
+
+    def ravel(self) -> Value:
+        """A 1-d Value of the elements, in C order, as numpy's ``ravel``."""
+        return TABLE.ravel(self)  # type: ignore[no-any-return]
+
+    def swapaxes(self, axis1: int, axis2: int) -> Value:
+        """The Value with two axes exchanged."""
+        return TABLE.swapaxes(self, axis1, axis2)  # type: ignore[no-any-return]
+
+    def repeat(self, repeats: Any, axis: int | None = None) -> Value:
+        """Each element repeated ``repeats`` times along ``axis`` (of the flattened Value when None)."""
+        return TABLE.repeat(self, repeats, axis=axis)  # type: ignore[no-any-return]
+
+    def take(self, indices: Any, axis: int | None = None) -> Value:
+        """The elements at integer ``indices`` along ``axis`` (of the flattened Value when None)."""
+        return TABLE.take(self, indices, axis=axis)  # type: ignore[no-any-return]
+
+    def diagonal(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Value:
+        """The diagonal of the (axis1, axis2) planes, ``offset`` above the main one."""
+        return TABLE.diagonal(self, offset=offset, axis1=axis1, axis2=axis2)  # type: ignore[no-any-return]
+
+    def trace(self, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Value:
+        """The sum of :meth:`diagonal`."""
+        return TABLE.trace(self, offset=offset, axis1=axis1, axis2=axis2)  # type: ignore[no-any-return]
+
+    def dot(self, other: Operand) -> Value:
+        """``np.dot(self, other)``: the matrix product for 2-d operands, the inner product for 1-d."""
+        return TABLE.dot(self, other)  # type: ignore[no-any-return]
 
     def unsqueeze(self, axis: int) -> Value:
         """A new axis of size 1 at ``axis``: PyTorch's name for ``mg.expand_dims``."""
@@ -1065,8 +1133,8 @@ _NUMPY_INSPECT = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_
                   np.argmax, np.argmin, np.argsort, np.nonzero, np.count_nonzero, np.result_type,
                   np.may_share_memory, np.shares_memory, np.isfinite, np.isnan, np.isinf, np.signbit,
                   np.less, np.less_equal, np.greater, np.greater_equal, np.equal, np.not_equal,
-                  np.logical_and, np.logical_or, np.logical_not, np.logical_xor, np.sign,
-                  np.iscomplexobj, np.isrealobj, np.copyto, np.round, np.floor, np.ceil}
+                  np.logical_and, np.logical_or, np.logical_not, np.logical_xor,
+                  np.iscomplexobj, np.isrealobj, np.copyto}
 
 
 def _numpy_call(func: Any, method: str, args: Any, kwargs: dict) -> Any:

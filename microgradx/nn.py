@@ -12,7 +12,8 @@ registration code::
         def forward(self, x):
             return x @ self.w + self.b
 
-The losses live in :mod:`microgradx.losses`, also reachable as ``microgradx.nn.functional``.
+Convolution, pooling, activations and the losses are functions in ``microgradx.nn.functional``
+(:mod:`microgradx.nn_functional`); the layers below that wrap them hold only their settings and weights.
 
 Weights are initialised from a numpy ``Generator`` the caller can seed (``rng=0`` or
 ``rng=np.random.default_rng(0)``), so two models built with the same seed are identical bit for bit.
@@ -25,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from . import losses as functional
+from . import nn_functional as functional
 from .engine import Value
 from .errors import ArgumentError, CheckpointError
 
-__all__ = ["Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "MLP", "functional"]
+__all__ = ["Module", "Linear", "ReLU", "Sigmoid", "Tanh", "Sequential", "MLP", "Conv2d", "MaxPool2d",
+           "Flatten", "Dropout", "functional"]
 
 RngLike = np.random.Generator | int | None
 
@@ -116,7 +118,7 @@ class Module:
                 stack.extend(reversed(obj))
 
     def train(self, mode: bool = True) -> Module:
-        """Set the ``training`` flag on this module and all submodules (no layer here depends on it yet)."""
+        """Set the ``training`` flag on this module and all submodules (``Dropout`` drops only while True)."""
         for m in self.modules():
             m.training = mode
         return self
@@ -292,3 +294,91 @@ class MLP(Sequential):
             layers.append(Linear(a, b, rng=gen, init_std=init_std, dtype=dtype))
         super().__init__(*layers)
         self.sizes = [int(n_in), *map(int, sizes)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Convolutional layers
+# --------------------------------------------------------------------------------------------------
+
+class Conv2d(Module):
+    """``functional.conv2d`` with a ``weight`` of shape ``(C_out, C_in / groups, kh, kw)`` and a ``bias``.
+
+    Weight and bias start uniform in ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, ``fan_in = C_in / groups *
+    kh * kw``: the scale of ``Linear`` and of PyTorch's ``nn.Conv2d``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True, *,
+                 rng: RngLike = None, dtype: Any = np.float32) -> None:
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+                raise ArgumentError(f"Conv2d: {name} must be a positive integer, got {n!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ArgumentError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+                                f"both be divisible by groups ({groups})")
+        kh, kw = functional._pair("Conv2d", "kernel_size", kernel_size)
+        self.in_channels, self.out_channels, self.kernel_size = int(in_channels), int(out_channels), (kh, kw)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
+        gen = np.random.default_rng(rng)
+        fan_in = in_channels // groups * kh * kw
+        bound = 1.0 / np.sqrt(fan_in)
+        shape = (out_channels, in_channels // groups, kh, kw)
+        self.weight = Value(gen.uniform(-bound, bound, size=shape).astype(dtype), label="weight")
+        self.bias = (Value(gen.uniform(-bound, bound, size=(out_channels,)).astype(dtype), label="bias")
+                     if bias else None)
+
+    def forward(self, x: Any) -> Value:
+        return functional.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                                 dilation=self.dilation, groups=self.groups)
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None})")
+
+
+class MaxPool2d(Module):
+    """``functional.max_pool2d``: the maximum of each window (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1) -> None:
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+
+    def forward(self, x: Any) -> Value:
+        return functional.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+    def __repr__(self) -> str:
+        return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding})"
+
+
+class Flatten(Module):
+    """Merges axes ``start_dim`` to ``end_dim`` into one: by default all but the batch axis."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Any) -> Value:
+        return functional.flatten(x, self.start_dim, self.end_dim)
+
+    def __repr__(self) -> str:
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+
+class Dropout(Module):
+    """``functional.dropout`` while ``training`` (see :meth:`Module.train`); the identity after ``eval()``.
+
+    ``rng`` seeds the generator that draws every mask of this layer, so a seeded run repeats exactly.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: RngLike = None) -> None:
+        if not 0 <= p <= 1:
+            raise ArgumentError(f"Dropout: p must be in [0, 1], got {p!r}")
+        self.p = p
+        self.rng = np.random.default_rng(rng)
+
+    def forward(self, x: Any) -> Value:
+        return functional.dropout(x, self.p, training=self.training, rng=self.rng)
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p})"

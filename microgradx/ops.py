@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import TABLE, Primitive, Rule, data_of
-from .errors import ArgumentError, ShapeError
+from .engine import TABLE, Primitive, Rule, Value, data_of
+from .errors import ArgumentError, AxisError, ShapeError
 
 #: Every primitive by name (the engine's registry, which this module fills).
 PRIMITIVES: dict[str, Primitive] = TABLE.primitives
@@ -445,11 +445,534 @@ def stack(arrays, axis=0):
 
 
 # --------------------------------------------------------------------------------------------------
+# More elementwise functions: trigonometric, hyperbolic, logarithms and exponentials in other bases
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, x: g * cos(x), numpy=np.sin)
+def sin(x):
+    """sin(x);  d/dx = g * cos(x)"""
+    return np.sin(x)
+
+
+@primitive(lambda g, ans, x: -g * sin(x), numpy=np.cos)
+def cos(x):
+    """cos(x);  d/dx = -g * sin(x)"""
+    return np.cos(x)
+
+
+@primitive(lambda g, ans, x: g * (1 + ans * ans), numpy=np.tan)
+def tan(x):
+    """tan(x);  d/dx = g * (1 + tan(x)**2)"""
+    return np.tan(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(1 - x * x), numpy=np.arcsin)
+def arcsin(x):
+    """arcsin(x), for x in [-1, 1];  d/dx = g / sqrt(1 - x**2)"""
+    return np.arcsin(x)
+
+
+@primitive(lambda g, ans, x: -g / sqrt(1 - x * x), numpy=np.arccos)
+def arccos(x):
+    """arccos(x), for x in [-1, 1];  d/dx = -g / sqrt(1 - x**2)"""
+    return np.arccos(x)
+
+
+@primitive(lambda g, ans, x: g / (1 + x * x), numpy=np.arctan)
+def arctan(x):
+    """arctan(x);  d/dx = g / (1 + x**2)"""
+    return np.arctan(x)
+
+
+@primitive(lambda g, ans, y, x: g * x / (x * x + y * y),
+           lambda g, ans, y, x: -g * y / (x * x + y * y), expects=BROADCASTS, numpy=np.arctan2)
+def arctan2(y, x):
+    """the angle of the point (x, y);  d/dy = g * x / (x**2 + y**2),  d/dx = -g * y / (x**2 + y**2)"""
+    return np.arctan2(y, x)
+
+
+@primitive(lambda g, ans, x: g * cosh(x), numpy=np.sinh)
+def sinh(x):
+    """sinh(x);  d/dx = g * cosh(x)"""
+    return np.sinh(x)
+
+
+@primitive(lambda g, ans, x: g * sinh(x), numpy=np.cosh)
+def cosh(x):
+    """cosh(x);  d/dx = g * sinh(x)"""
+    return np.cosh(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(x * x + 1), numpy=np.arcsinh)
+def arcsinh(x):
+    """arcsinh(x);  d/dx = g / sqrt(x**2 + 1)"""
+    return np.arcsinh(x)
+
+
+@primitive(lambda g, ans, x: g / sqrt(x * x - 1), numpy=np.arccosh)
+def arccosh(x):
+    """arccosh(x), for x >= 1;  d/dx = g / sqrt(x**2 - 1)"""
+    return np.arccosh(x)
+
+
+@primitive(lambda g, ans, x: g / (1 - x * x), numpy=np.arctanh)
+def arctanh(x):
+    """arctanh(x), for x in (-1, 1);  d/dx = g / (1 - x**2)"""
+    return np.arctanh(x)
+
+
+@primitive(lambda g, ans, x: g / (1 + x), numpy=np.log1p)
+def log1p(x):
+    """log(1 + x), accurate for tiny x;  d/dx = g / (1 + x)"""
+    return np.log1p(x)
+
+
+@primitive(lambda g, ans, x: g * (ans + 1), numpy=np.expm1)
+def expm1(x):
+    """exp(x) - 1, accurate for tiny x;  d/dx = g * exp(x)  (written g * (expm1(x) + 1))"""
+    return np.expm1(x)
+
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+@primitive(lambda g, ans, x: g / (x * _LN2), numpy=np.log2)
+def log2(x):
+    """log base 2 of x;  d/dx = g / (x ln 2)"""
+    return np.log2(x)
+
+
+@primitive(lambda g, ans, x: g / (x * _LN10), numpy=np.log10)
+def log10(x):
+    """log base 10 of x;  d/dx = g / (x ln 10)"""
+    return np.log10(x)
+
+
+@primitive(lambda g, ans, x: g * ans * _LN2, numpy=np.exp2)
+def exp2(x):
+    """2 ** x;  d/dx = g * 2**x * ln 2"""
+    return np.exp2(x)
+
+
+@primitive(lambda g, ans, a, b: g * exp(a - ans),
+           lambda g, ans, a, b: g * exp(b - ans), expects=BROADCASTS, numpy=np.logaddexp)
+def logaddexp(a, b):
+    """log(exp(a) + exp(b)) without overflow;  d/da = g * exp(a - ans),  d/db = g * exp(b - ans)"""
+    return np.logaddexp(a, b)
+
+
+@primitive(lambda g, ans, a, b: g * exp2(a - ans),
+           lambda g, ans, a, b: g * exp2(b - ans), expects=BROADCASTS, numpy=np.logaddexp2)
+def logaddexp2(a, b):
+    """log2(2**a + 2**b) without overflow;  d/da = g * 2**(a - ans),  d/db = g * 2**(b - ans)"""
+    return np.logaddexp2(a, b)
+
+
+@primitive(lambda g, ans, x: g * 2 * x, numpy=np.square)
+def square(x):
+    """x ** 2;  d/dx = g * 2 * x"""
+    return np.square(x)
+
+
+@primitive(lambda g, ans, x: -g * ans * ans, numpy=np.reciprocal)
+def reciprocal(x):
+    """1 / x;  d/dx = -g / x**2  (written -g * ans**2)"""
+    return np.reciprocal(x)
+
+
+@primitive(lambda g, ans, x: g / (3 * ans * ans), numpy=np.cbrt)
+def cbrt(x):
+    """the real cube root of x;  d/dx = g / (3 cbrt(x)**2), which is inf at 0"""
+    return np.cbrt(x)
+
+
+@primitive(lambda g, ans, a, b: g * a / ans,
+           lambda g, ans, a, b: g * b / ans, expects=BROADCASTS, numpy=np.hypot)
+def hypot(a, b):
+    """sqrt(a**2 + b**2) without overflow;  d/da = g * a / ans,  d/db = g * b / ans"""
+    return np.hypot(a, b)
+
+
+def _erf(x):
+    # numpy has no erf. Two forms, each where it is accurate (to about 1e-14, against math.erf): the
+    # Taylor series near 0, and beyond 2.5 the continued fraction of erfc, whose terms are all positive.
+    x = np.asarray(x)
+    z = x.astype(np.float64)
+    out = np.empty_like(z)
+    near = np.abs(z) <= 2.5
+    s = z[near]
+    term, total = s.copy(), s.copy()
+    for n in range(1, 45):                      # erf(s) = 2/sqrt(pi) sum (-1)^n s^(2n+1) / (n! (2n+1))
+        term *= -s * s / n
+        total += term / (2 * n + 1)
+    out[near] = total * (2 / math.sqrt(math.pi))
+    a = np.abs(z[~near])
+    t = a.copy()
+    for k in range(60, 0, -1):                  # erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + 1 / ...))
+        t = a + (k / 2) / t
+    out[~near] = np.sign(z[~near]) * (1 - np.exp(-a * a) / (math.sqrt(math.pi) * t))
+    return out.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)[()]
+
+
+@primitive(lambda g, ans, x: g * (2 / math.sqrt(math.pi)) * exp(-x * x))
+def erf(x):
+    """erf(x) = 2/sqrt(pi) * integral of exp(-t**2) over [0, x];  d/dx = g * 2/sqrt(pi) * exp(-x**2)"""
+    return _erf(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Minimum, maximum and remainders
+# --------------------------------------------------------------------------------------------------
+
+@primitive(lambda g, ans, a, b: g * _tie_share(b, a),
+           lambda g, ans, a, b: g * _tie_share(a, b), expects=BROADCASTS, numpy=np.minimum)
+def minimum(a, b):
+    """elementwise min(a, b);  d/da = g where a < b, d/db = g where b < a; ties split g evenly."""
+    return np.minimum(a, b)
+
+
+def _nan_share(x, y, share):
+    # fmax and fmin ignore a NaN: the other operand is the result there, so it takes the gradient.
+    nan_x, nan_y = np.isnan(data_of(x)), np.isnan(data_of(y))
+    return np.where(nan_y & ~nan_x, 1, np.where(nan_x, 0, share)).astype(share.dtype, copy=False)
+
+
+@primitive(lambda g, ans, a, b: g * _nan_share(a, b, _tie_share(a, b)),
+           lambda g, ans, a, b: g * _nan_share(b, a, _tie_share(b, a)), expects=BROADCASTS, numpy=np.fmax)
+def fmax(a, b):
+    """elementwise max(a, b), ignoring a NaN;  d/da = g where a > b or b is NaN (ties split), as maximum"""
+    return np.fmax(a, b)
+
+
+@primitive(lambda g, ans, a, b: g * _nan_share(a, b, _tie_share(b, a)),
+           lambda g, ans, a, b: g * _nan_share(b, a, _tie_share(a, b)), expects=BROADCASTS, numpy=np.fmin)
+def fmin(a, b):
+    """elementwise min(a, b), ignoring a NaN;  d/da = g where a < b or b is NaN (ties split), as minimum"""
+    return np.fmin(a, b)
+
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: -g * np.floor_divide(data_of(a), data_of(b)), expects=BROADCASTS,
+           numpy=np.mod)
+def mod(a, b):
+    """a - floor(a / b) * b (the sign of b, as Python's %);  d/da = g,  d/db = -g * floor(a / b)"""
+    return np.mod(a, b)
+
+
+@primitive(lambda g, ans, a, b: g,
+           lambda g, ans, a, b: -g * np.trunc(data_of(a) / data_of(b)), expects=BROADCASTS, numpy=np.fmod)
+def fmod(a, b):
+    """a - trunc(a / b) * b (the sign of a, as C's fmod);  d/da = g,  d/db = -g * trunc(a / b)"""
+    return np.fmod(a, b)
+
+
+remainder = mod     # numpy's two names for one function
+
+
+# --------------------------------------------------------------------------------------------------
+# Steps: piecewise-constant functions, whose derivative is 0 wherever it exists
+# --------------------------------------------------------------------------------------------------
+# NOTE: at a jump (0 for sign, the integers for floor...) there is no derivative; these rules say 0 there
+# too, as PyTorch and JAX do, so that a step inside a model passes no gradient rather than NaN.
+
+def _flat(g, ans, x, **params):
+    return g * 0
+
+@primitive(_flat, numpy=np.sign)
+def sign(x):
+    """-1, 0 or 1, the sign of x;  d/dx = 0 (also at 0, where sign jumps)"""
+    return np.sign(x)
+
+
+@primitive(_flat, numpy=np.floor)
+def floor(x):
+    """the largest integer <= x;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.floor(x)
+
+
+@primitive(_flat, numpy=np.ceil)
+def ceil(x):
+    """the smallest integer >= x;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.ceil(x)
+
+
+@primitive(_flat, method="round", numpy=np.round)
+def round(x, decimals=0):  # noqa: A001 - numpy's name
+    """x rounded to ``decimals`` digits, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
+    return np.round(x, decimals)
+
+
+@primitive(_flat, numpy=np.rint)
+def rint(x):
+    """x rounded to the nearest integer, halves to even;  d/dx = 0 (also at the halves, where it jumps)"""
+    return np.rint(x)
+
+
+@primitive(_flat, numpy=np.trunc)
+def trunc(x):
+    """x rounded towards 0;  d/dx = 0 (also at the integers, where it jumps)"""
+    return np.trunc(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# More reductions: products and running sums
+# --------------------------------------------------------------------------------------------------
+
+def _to_last(x, axis):
+    """x with the axes of ``axis`` (all when None) merged into one last axis; the kept shape of the rest."""
+    ndim = np.ndim(x)
+    axes = _normalize_axes(axis, ndim)
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    moved = transpose(x, axes=rest + axes) if rest + axes != tuple(range(ndim)) else x
+    return reshape(moved, shape=tuple(np.shape(x)[i] for i in rest) + (-1,))
+
+
+def _from_last(y, x, axis):
+    """The inverse of ``_to_last`` for an array of x's size: back to x's shape and axis order."""
+    ndim = np.ndim(x)
+    axes = _normalize_axes(axis, ndim)
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    order = rest + axes
+    y = reshape(y, shape=tuple(np.shape(x)[i] for i in order))
+    return transpose(y, axes=tuple(np.argsort(order))) if order != tuple(range(ndim)) else y
+
+
+def _exclusive_cumprod(x):
+    """Along the last axis: the product of the elements before each one (1 for the first)."""
+    ones = np.ones(np.shape(x)[:-1] + (1,), dtype=np.result_type(data_of(x)))
+    return concatenate([ones, cumprod(getitem(x, index=(Ellipsis, slice(None, -1))), axis=-1)], axis=-1)
+
+
+def _prod_vjp(g, ans, x, axis=None, keepdims=False):
+    if not np.ndim(x):
+        return g
+    # The product of the others, as the product of the elements before each one times that of those after
+    # it (exclusive running products along the reduced axes, flattened). NOTE: not ans / x, which is 0 / 0
+    # where x holds a zero, and whose own derivative cancels catastrophically where x is tiny.
+    g = reshape(g, shape=_kept_shape(np.shape(x), axis))
+    flat = _to_last(x, axis)
+    others = _exclusive_cumprod(flat) * _reverse(_exclusive_cumprod(_reverse(flat)))
+    return g * _from_last(others, x, axis)
+
+
+def _divisible(x, ans):
+    """Whether dividing ans by x loses nothing: no zero in x, and nothing in x or ans so small (subnormal)
+    that it has lost digits."""
+    tiny = np.finfo(np.result_type(data_of(x))).tiny
+    return bool(np.all(np.abs(data_of(x)) >= tiny) and np.all(np.abs(data_of(ans)) >= tiny))
+
+
+def _reverse(x):
+    return getitem(x, index=(Ellipsis, slice(None, None, -1)))
+
+
+@primitive(_prod_vjp, method="prod", numpy=np.prod)
+def prod(x, axis=None, keepdims=False):
+    """product over axis;  d/dx = g * the product of the other elements (exact where x holds zeros)"""
+    return np.multiply.reduce(x, axis=axis, keepdims=keepdims)
+
+
+def _cumsum_vjp(g, ans, x, axis=None):
+    if axis is None:   # numpy runs over the flattened array
+        return reshape(_cumsum_vjp(g, None, reshape(x, shape=(-1,)), axis=0), shape=np.shape(x))
+    # The sum of g from each position to the end: a running sum of g reversed. (The total less the
+    # running sum, plus g, is shorter, but it cancels catastrophically where g's elements differ in scale.)
+    backwards = (slice(None),) * _one_axis(axis, np.ndim(g)) + (slice(None, None, -1),)
+    return getitem(cumsum(getitem(g, index=backwards), axis=axis), index=backwards)
+
+
+@primitive(_cumsum_vjp, method="cumsum", numpy=np.cumsum)
+def cumsum(x, axis=None):
+    """running sum along axis (the flattened x when None);  d/dx = g summed from each position to the end"""
+    return np.cumsum(x, axis=axis)
+
+
+def _cumprod_vjp(g, ans, x, axis=None):
+    if axis is None:
+        return reshape(_cumprod_vjp(g, ans, reshape(x, shape=(-1,)), axis=0), shape=np.shape(x))
+    if not isinstance(ans, Value) and _divisible(x, ans):   # ans is a Value under create_graph
+        return _cumsum_vjp(g * ans, None, x, axis=axis) / x
+    # NOTE: dividing by x is 0 / 0 where x holds a zero, and the derivative of the division (recorded
+    # under create_graph) cancels catastrophically where x is tiny. So in those cases ans_j / x_i is the
+    # product of x_k for k <= j, k != i, computed as such. Element i's derivative is sum over j >= i of
+    # g_j * prod(x_k for k <= j, k != i): running products of x with x_i set to 1, one row per i (n^2
+    # work along the axis, in those cases only).
+    last = moveaxis(x, source=axis, destination=-1)
+    n = np.shape(last)[-1]
+    eye = np.eye(n, dtype=bool)
+    rows = where(eye, 1.0, expand_dims(last, -2))                       # (..., i, k)
+    later = np.triu(np.ones((n, n), dtype=bool))                        # j >= i
+    gl = expand_dims(moveaxis(g, source=axis, destination=-1), -2)     # (..., 1, j)
+    total = sum(where(later, gl * cumprod(rows, axis=-1), 0.0), axis=-1)
+    return moveaxis(total, source=-1, destination=axis)
+
+
+@primitive(_cumprod_vjp, method="cumprod", numpy=np.cumprod)
+def cumprod(x, axis=None):
+    """running product along axis (flattened when None);  d/dx = sum over j >= i of g_j * ans_j / x_i"""
+    return np.cumprod(x, axis=axis)
+
+
+# --------------------------------------------------------------------------------------------------
+# Contractions: einsum, from which the other products of functional.py are built
+# --------------------------------------------------------------------------------------------------
+
+def _einsum_parts(subscripts, n_operands):
+    """``"ij,jk->ik"`` as (["ij", "jk"], "ik"); an implicit output (letters used once, sorted) spelled out."""
+    if not isinstance(subscripts, str):
+        raise ArgumentError(f"einsum: subscripts must be a string such as 'ij,jk->ik', got {subscripts!r}")
+    spec = subscripts.replace(" ", "")
+    if "." in spec:
+        raise ArgumentError("einsum: '...' is not supported; name every axis with a letter")
+    inputs, arrow, output = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != n_operands:
+        raise ArgumentError(f"einsum: subscripts {subscripts!r} name {len(terms)} operands, got {n_operands}")
+    if not arrow:
+        letters = "".join(terms)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return terms, output
+
+
+def _einsum_vjp(argnum, g, ans, *operands, subscripts):
+    terms, output = _einsum_parts(subscripts, len(operands))
+    mine = terms[argnum]
+    # The gradient of operand i is g contracted with the other operands, onto i's own letters. Two
+    # cases need more: a letter i repeats (a diagonal, "ii"), which an einsum output cannot, and a
+    # letter only i has (summed away), over which g is constant.
+    sizes = dict(zip(mine, np.shape(operands[argnum]), strict=True))
+    others = [(t, op) for k, (t, op) in enumerate(zip(terms, operands, strict=True)) if k != argnum]
+    known = set(output).union(*(set(t) for t, _ in others))
+    extra_terms, extra_ops = [], []
+    target = []
+    fresh = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in subscripts)
+    seen = set()
+    for c in mine:
+        if c in seen:                       # a repeat: a fresh letter, tied to the first by an identity
+            d = next(fresh)
+            extra_terms.append(c + d)
+            extra_ops.append(np.eye(sizes[c], dtype=np.result_type(data_of(g))))
+            target.append(d)
+            continue
+        seen.add(c)
+        target.append(c)
+        if c not in known:                  # summed away by i alone: g is the same all along it
+            extra_terms.append(c)
+            extra_ops.append(np.ones(sizes[c], dtype=np.result_type(data_of(g))))
+    spec = ",".join([output, *(t for t, _ in others), *extra_terms]) + "->" + "".join(target)
+    return einsum_of([g, *(op for _, op in others), *extra_ops], subscripts=spec)
+
+
+@primitive(_einsum_vjp, variadic=True,
+           expects="operands with as many axes as their subscripts have letters, and equal sizes wherever "
+                   "a letter repeats")
+def einsum_of(operands, subscripts):
+    """einsum(subscripts, *operands);  d/d(operand i) = einsum of g and the other operands onto i's letters"""
+    # optimize: pairs of operands go to BLAS (tensordot) rather than to einsum's own loops.
+    return np.einsum(subscripts, *operands, optimize=len(operands) > 1)
+
+
+def einsum(subscripts: str, *operands: Any) -> Any:
+    """``np.einsum`` for Values and arrays: ``einsum("ij,jk->ik", a, b)`` is ``a @ b``. No ``...``."""
+    _einsum_parts(subscripts, len(operands))     # our error for a bad spec, before numpy's
+    return einsum_of(list(operands), subscripts=subscripts)
+
+
+einsum.numpy = np.einsum  # type: ignore[attr-defined]
+TABLE.register(einsum)
+
+
+# --------------------------------------------------------------------------------------------------
+# More shapes: numpy's ways to move, cut, repeat and reorder axes and elements
+# --------------------------------------------------------------------------------------------------
+
+def moveaxis(x, source, destination):
+    """``np.moveaxis``: the axes ``source`` moved to the places ``destination``, the others in order."""
+    ndim = np.ndim(x)
+    src, dst = _normalize_axes(source, ndim), _normalize_axes(destination, ndim)
+    if len(src) != len(dst):
+        raise AxisError(f"moveaxis: source {source!r} and destination {destination!r} name different "
+                        "numbers of axes")
+    order = [n for n in range(ndim) if n not in src]
+    for d, s in sorted(zip(dst, src, strict=True)):
+        order.insert(d, s)
+    return transpose(x, axes=tuple(order)) if order != list(range(ndim)) else x
+
+
+# --------------------------------------------------------------------------------------------------
+# Sliding windows: the strided views that convolution and pooling are built on
+# --------------------------------------------------------------------------------------------------
+
+def _window_geometry(shape, kernel, stride, padding, dilation):
+    """The number of windows (OH, OW) along the last two axes of ``shape``; checks the arguments."""
+    if len(shape) < 2:
+        raise ShapeError(f"windows over the last two axes need an input of 2 or more dimensions, got shape "
+                         f"{tuple(shape)}")
+    counts = []
+    for n, k, s, p, d in zip(shape[-2:], kernel, stride, padding, dilation, strict=True):
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ArgumentError(f"windows: kernel size, stride and dilation must be >= 1 and padding >= 0, "
+                                f"got kernel {kernel}, stride {stride}, padding {padding}, "
+                                f"dilation {dilation}")
+        span = d * (k - 1) + 1
+        if n + 2 * p < span:
+            raise ShapeError(f"windows: an input of spatial size {tuple(shape[-2:])} padded by {padding} is "
+                             f"smaller than the kernel {kernel} (spanning {span} with dilation {dilation})")
+        counts.append((n + 2 * p - span) // s + 1)
+    return tuple(counts)
+
+
+def _windows2d_vjp(g, ans, x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), fill=0.0):
+    return scatter_windows2d(g, shape=np.shape(x), kernel=kernel, stride=stride, padding=padding,
+                             dilation=dilation)
+
+
+@primitive(_windows2d_vjp)
+def windows2d(x, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1), fill=0.0):
+    """x's windows over its last two axes, as (kh, kw, ..., OH, OW);  d/dx = scatter_windows2d(g)"""
+    oh, ow = _window_geometry(np.shape(x), kernel, stride, padding, dilation)
+    x = np.asarray(x)
+    if padding[0] or padding[1]:
+        # The padding is a constant: 0 for convolution and average pooling, -inf for max pooling.
+        x = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(padding[0],) * 2, (padding[1],) * 2], constant_values=fill)
+    *lead, sh, sw = x.strides
+    # A read-only view, no copy: tap (a, b) of window (i, j) is element (i*stride + a*dilation, ...). The
+    # taps come first, so that each tap is one large strided block: reducing over the taps (pooling) and
+    # adding them back one by one (the adjoint) run over whole blocks rather than over 2x2 corners.
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(*kernel, *x.shape[:-2], oh, ow),
+        strides=(sh * dilation[0], sw * dilation[1], *lead, sh * stride[0], sw * stride[1]), writeable=False)
+
+
+def _scatter_windows2d_vjp(g, ans, cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    return windows2d(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+
+
+@primitive(_scatter_windows2d_vjp,
+           expects="windows shaped (kh, kw, ..., OH, OW), as windows2d makes them from an input of `shape`")
+def scatter_windows2d(cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    """zeros(shape) plus each window added back where windows2d took it;  d/dcols = windows2d(g)"""
+    oh, ow = _window_geometry(shape, kernel, stride, padding, dilation)
+    if np.shape(cols) != (*kernel, *shape[:-2], oh, ow):
+        raise ShapeError(f"scatter_windows2d: windows of shape {np.shape(cols)} do not come from an input of "
+                         f"shape {tuple(shape)}, whose windows have shape {(*kernel, *shape[:-2], oh, ow)}")
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    out = np.zeros((*shape[:-2], shape[-2] + 2 * ph, shape[-1] + 2 * pw), dtype=np.result_type(cols))
+    # Windows may overlap, so one assignment could lose sums: one strided add per kernel tap (kh * kw of
+    # them), each over every window of the whole batch at once.
+    for a in range(kernel[0]):
+        rows = slice(a * dh, a * dh + sh * (oh - 1) + 1, sh)
+        for b in range(kernel[1]):
+            out[..., rows, b * dw:b * dw + sw * (ow - 1) + 1:sw] += cols[a, b]
+    return out[..., ph:ph + shape[-2], pw:pw + shape[-1]]
+
+
+# --------------------------------------------------------------------------------------------------
 # Helpers the rules use (compositions of the primitives above, so they work on arrays and Values)
 # --------------------------------------------------------------------------------------------------
 
 def swapaxes(x, a=-1, b=-2):
-    """x with two axes exchanged (the last two by default)."""
+    """``np.swapaxes``: x with two axes exchanged (the last two by default)."""
     if isinstance(x, np.ndarray):
         return x.swapaxes(a, b)   # a constant (a batch of inputs, in matmul's rule): just the view
     axes = list(range(np.ndim(x)))
@@ -466,3 +989,9 @@ def expand_dims(x, axis):
 
 def squeeze_last(x):
     return reshape(x, shape=np.shape(x)[:-1])
+
+
+# The helpers numpy has under the same names, so np.swapaxes(v, 0, 1) and v.swapaxes(0, 1) reach them.
+moveaxis.numpy, swapaxes.numpy = np.moveaxis, np.swapaxes  # type: ignore[attr-defined]
+TABLE.register(moveaxis)
+TABLE.register(swapaxes)

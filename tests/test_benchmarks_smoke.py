@@ -246,3 +246,21 @@ def test_measure_pairs_rounds_and_reports_failures():
     # Interleaved: the order within a round rotates, so "other" goes first in some rounds.
     timed = calls[-8:]
     assert timed[0::2] != ["ref"] * 4
+
+
+# --------------------------------------------------------------------------------------------------
+# 6: LeNet
+# --------------------------------------------------------------------------------------------------
+
+def test_lenet_torch_matches_microgradx():
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = rng.random((8, 784), dtype=np.float32)
+    y = (rng.random((8, 1)) < 0.5).astype(np.float32)
+    xb, yb = w.lenet_batch(x, y)
+    assert xb.shape == (8, 1, 28, 28) and yb.dtype == np.int64
+    params = w.lenet_init()
+    assert [p.shape for p in params][:4] == [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,)]
+    got = w.LenetMicrogradx(params, xb, yb).loss_and_grads()
+    _assert_same(got, w.LenetTorch(params, xb, yb).loss_and_grads(), rtol=1e-4, atol=1e-6)
+    assert all(np.any(g != 0) for g in got[1])

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from mkdocs.exceptions import PluginError
 
-from microgradx import functional, ops
+from microgradx import functional, linalg, nn_functional, ops
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-API_MODULES = ["engine", "ops", "functional", "nn", "losses", "optim", "data", "train", "checkpoint",
-               "threads", "viz", "testing", "errors"]
+API_MODULES = ["engine", "ops", "functional", "linalg", "nn", "nn_functional", "losses", "optim", "data",
+               "train", "checkpoint", "threads", "viz", "testing", "errors"]
 
 
 def load_hook(name: str):
@@ -51,10 +51,14 @@ def test_the_ops_table_lists_every_primitive_with_its_derivative(site):
     text = html.unescape(page(site, "ops"))
     for name, prim in ops.PRIMITIVES.items():
         derivative = prim.__doc__.strip().splitlines()[0].split(";", 1)[1].strip()
-        assert re.search(rf"<code>(mg|microgradx\.ops)\.{name}</code>", text), f"{name} is not in the table"
+        assert re.search(rf"<code>(mg|microgradx\.\w+)\.{name}</code>", text), f"{name} is not in the table"
         assert derivative in text, f"{name}'s derivative is not in the table"
     for name in functional.__all__:
         assert f"<code>mg.{name}</code>" in text, f"composite {name} missing from the table"
+    for prefix, module in (("mg.linalg", linalg), ("mg.nn.functional", nn_functional)):
+        for name in module.__all__:
+            if getattr(module, name).__module__ == module.__name__ and name not in ops.PRIMITIVES:
+                assert f"<code>{prefix}.{name}</code>" in text, f"{prefix}.{name} missing from the tables"
     assert "<!-- generated" not in text
 
 
@@ -142,3 +146,29 @@ def test_the_pytorch_page_spellings_hold():
     with pytest.raises(MicrogradxError, match="zero_grad"):
         v.grad.zero_()
     assert mg.concatenate([v, v]).shape == (4, 3) and mg.stack([v, v]).shape == (2, 2, 3)
+def test_numpy_coverage_names_real_functions_on_both_sides():
+    spec = importlib.util.spec_from_file_location("numpy_coverage", REPO / "scripts" / "numpy_coverage.py")
+    coverage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(coverage)
+    import numpy as np
+
+    import microgradx as mg
+    done, none, missing = coverage.coverage()
+    numpy_names = set(coverage.numpy_names())
+    for name, where in done:
+        assert name in numpy_names
+        path = where.split(" ")[0].split(".")        # "mg.linalg.inv (numpy's other name...)"
+        obj = {"mg": mg, "microgradx": mg}[path[0]]
+        for part in path[1:]:
+            obj = getattr(obj, part)                  # every differentiable entry names something real
+        assert callable(obj), where
+    listed = {n for names in coverage.NO_DERIVATIVE.values() for n in names}
+    assert not listed - {n for n in dir(np) if not n.startswith("_")}, "a typo in NO_DERIVATIVE"
+    assert ("sin", "mg.sin") in done or ("sin", "microgradx.ops.sin") in done
+    assert "sort" in dict(done) and "argsort" in dict(none) and "linalg.inv" in dict(done)
+    assert not {n for n, _ in done} & set(missing)
+
+
+def test_the_numpy_coverage_page_is_generated(site):
+    text = html.unescape(page(site, "numpy-coverage"))
+    assert "np.linalg.cholesky" in text and "np.argsort" in text and "<!-- generated" not in text

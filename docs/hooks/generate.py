@@ -8,9 +8,10 @@ A mkdocs hook (``hooks:`` in mkdocs.yml). It adds:
 
   - ``<!-- generated: ops-table -->``: the primitives of ``microgradx.ops.PRIMITIVES``, each with the
     derivative the first line of its docstring states;
-  - ``<!-- generated: composites-table -->``: ``microgradx.functional.__all__``, each with the ops its
-    source calls;
-  - ``<!-- generated: cli-help COMMAND -->``: the ``--help`` of ``microgradx COMMAND``.
+  - ``<!-- generated: composites-table [linalg|nn] -->``: the composites of ``microgradx.functional``
+    (or of ``linalg``, ``nn_functional``), each with the ops its source calls;
+  - ``<!-- generated: cli-help COMMAND -->``: the ``--help`` of ``microgradx COMMAND``;
+  - ``<!-- generated: numpy-coverage -->``: scripts/numpy_coverage.py's lists of numpy's functions.
 
 The build fails (and ``mkdocs build --strict`` with it) on a marker that names nothing known, a primitive
 whose docstring does not state its derivative, or a notebook committed with an error in its outputs.
@@ -59,9 +60,11 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         if kind == "ops-table":
             return ops_table()
         if kind == "composites-table":
-            return composites_table()
+            return composites_table(arg)
         if kind == "cli-help":
             return cli_help(arg)
+        if kind == "numpy-coverage":
+            return numpy_coverage()
         raise PluginError(f"{page.file.src_uri}: unknown marker <!-- generated: {kind} {arg} -->")
 
     return MARKER.sub(expand, markdown)
@@ -138,20 +141,35 @@ def ops_table() -> str:
         if match is None:
             raise PluginError(f"microgradx.ops.{name}: the first line of its docstring must read "
                               f"'<what it computes>;  d/dx = <derivative>', got {first!r}")
-        call = f"mg.{name}" if hasattr(mg, name) else f"microgradx.ops.{name}"
+        # Where the user finds it: the package, or the module that defines it (ops, linalg...).
+        call = f"mg.{name}" if hasattr(mg, name) else f"{prim.forward.__module__}.{name}"
         rows.append((f"<code>{call}</code>", _inline(match["what"]), _inline(match["derivative"])))
     return _html_table(("op", "computes", "derivative (g is the gradient of the output)"), rows)
 
 
-def composites_table() -> str:
-    from microgradx import functional
+# The modules whose composites a page can list: <!-- generated: composites-table MODULE -->.
+_COMPOSITE_MODULES = {"": ("functional", "mg"), "functional": ("functional", "mg"),
+                      "linalg": ("linalg", "mg.linalg"), "nn": ("nn_functional", "mg.nn.functional")}
 
+
+def composites_table(which: str = "") -> str:
+    import importlib
+
+    from microgradx import ops
+
+    if which not in _COMPOSITE_MODULES:
+        raise PluginError(f"composites-table: no module {which!r} (one of {sorted(_COMPOSITE_MODULES)})")
+    module_name, prefix = _COMPOSITE_MODULES[which]
+    module = importlib.import_module(f"microgradx.{module_name}")
+    # Its own functions: not the primitives it defines (the ops table has those), nor names it re-exports.
+    names = [n for n in module.__all__ if not isinstance(getattr(module, n), ops.Primitive)
+             and getattr(getattr(module, n), "__module__", None) == module.__name__]
     rows = []
-    for name in functional.__all__:
-        fn = getattr(functional, name)
+    for name in names:
+        fn = getattr(module, name)
         first = inspect.getdoc(fn).splitlines()[0]
-        parts = ", ".join(f"<code>{p}</code>" for p in _made_of(fn, set(functional.__all__) - {name}))
-        rows.append((f"<code>mg.{name}</code>", _inline(first), parts))
+        parts = ", ".join(f"<code>{p}</code>" for p in _made_of(fn, set(names) - {name}))
+        rows.append((f"<code>{prefix}.{name}</code>", _inline(first), parts))
     return _html_table(("composite", "computes", "made of"), rows)
 
 
@@ -190,6 +208,16 @@ def _html_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def numpy_coverage() -> str:
+    """scripts/numpy_coverage.py's lists: numpy's functions that differentiate, that cannot, and the rest."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("numpy_coverage", REPO / "scripts" / "numpy_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.markdown()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,6 +31,11 @@ def every_method(v: mg.Value) -> float:
     r = t.sum() + t.mean() + t.var() + t.max() + t.min() + t.logsumexp()
     r = r + t.sum(axis=0) .sum() + t.mean(axis=(0,), keepdims=True).sum()
     r = r + t.softmax().sum() + t.log_softmax(axis=-1).sum()
+    r = r + t.std(ddof=1) + t.var(axis=0, ddof=1).sum() + t.prod() + t.cumsum().sum() + t.cumprod(axis=0).sum()
+    r = r + t.round(2).sum() + t.dot(t).trace() + t.diagonal().sum() + t.ravel().sum()
+    r = r + t.swapaxes(0, 1).sum() + t.repeat(2, axis=0).sum() + t.take(np.array([0, 1])).sum()
+    picks: np.ndarray = t.argmax(axis=0) + t.argmin() + t.argsort(axis=0).sum() + t.any() + t.all()
+    r = r + float(picks.sum())
     s = t.reshape(-1).sum() + t.reshape(2, 2).sum() + t.view(4).sum() + t.transpose().sum()
     s = s + t.T.sum() + t.flatten().sum() + t.squeeze().sum() + t.unsqueeze(0).sum()
     total = r + s
