@@ -66,6 +66,7 @@ def hessian(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     >>> print(hessian(lambda x: x**3)(2.0))      # 6 * 2
     12.0
     """
+    _check_argnums("hessian", argnums)
     return _jacobian(grad(_scalar_valued(f, "hessian"), argnums), argnums, "hessian")
 
 
@@ -81,6 +82,7 @@ def hvp(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     [ 6. 12.]
     """
     single = isinstance(argnums, int)
+    _check_argnums("hvp", argnums)
     scalar_f = _scalar_valued(f, "hvp")
 
     def product(*args_and_v: Any, **kwargs: Any) -> Any:
@@ -177,6 +179,7 @@ def elementwise_grad(f: Callable[..., Any], argnums: Argnums = 0) -> Callable[..
         out = f(*args, **kwargs)
         return _inner_product(out if isinstance(out, tuple | list) else (out,), None)
 
+    _check_argnums("elementwise_grad", argnums)
     gradient = grad(summed, argnums)
 
     def derivative(*args: Any, **kwargs: Any) -> Any:
@@ -258,6 +261,7 @@ class _Trace:
 
 def _jacobian(f: Callable[..., Any], argnums: Argnums, who: str) -> Callable[..., Any]:
     single = isinstance(argnums, int)
+    _check_argnums(who, argnums)
 
     def jac(*args: Any, **kwargs: Any) -> Any:
         trace = _Trace(who, f, args, kwargs, argnums)
@@ -320,17 +324,28 @@ def _any_traced(items: Sequence[Any]) -> bool:
     return any(_is_traced(a) for a in items)
 
 
-def _positions(who: str, argnums: Any, n_args: int) -> list[int]:
-    """``argnums`` as non-negative positions among ``n_args`` arguments, checked as grad checks them."""
+def _check_argnums(who: str, argnums: Any, n_args: int | None = None) -> tuple[int, ...]:
+    """``argnums`` as a tuple, checked to be an int or a non-empty tuple of ints (in range, given n_args).
+
+    Raises GradientError, as grad does for argnums out of range.
+    """
     nums = (argnums,) if isinstance(argnums, int) else argnums
     if isinstance(nums, list):
         nums = tuple(nums)
-    if not isinstance(nums, tuple) or not nums or any(
-            isinstance(n, bool) or not isinstance(n, int) or not -n_args <= n < n_args for n in nums):
+    well_formed = isinstance(nums, tuple) and nums and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in nums)
+    if not well_formed:
+        raise GradientError(f"{who}: argnums={argnums!r}; expected an int or a non-empty tuple of ints (the "
+                            "positions of the arguments to differentiate)")
+    if n_args is not None and not all(-n_args <= n < n_args for n in nums):
         raise GradientError(f"{who}: argnums={argnums!r}, but the function was called with {n_args} "
-                            "positional argument(s); expected an int or a non-empty tuple of ints in "
-                            f"[{-n_args}, {n_args})")
-    return [n % n_args for n in nums]
+                            f"positional argument(s); expected positions in [{-n_args}, {n_args})")
+    return nums
+
+
+def _positions(who: str, argnums: Any, n_args: int) -> list[int]:
+    """``argnums`` as non-negative positions among ``n_args`` arguments."""
+    return [n % n_args for n in _check_argnums(who, argnums, n_args)]
 
 
 def _scalar_valued(f: Callable[..., Any], who: str) -> Callable[..., Any]:

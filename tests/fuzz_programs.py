@@ -80,6 +80,108 @@ class Microgradx:
 DRAWING = Microgradx()
 
 
+class Torch:
+    """Runs steps on float64 PyTorch tensors, each op the torch function with numpy's meaning.
+
+    For tests against ``torch.func``: it differentiates the program with PyTorch's own derivative rules.
+    """
+
+    def __init__(self) -> None:
+        import torch
+        self.torch = torch
+
+    def __call__(self, a: Any) -> Any:
+        return self.torch.as_tensor(np.asarray(a), dtype=self.torch.float64)
+
+    def _dims(self, x: Any, axis: Any) -> tuple[int, ...]:
+        return tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+
+    def exp(self, x: Any) -> Any:
+        return self.torch.exp(x)
+
+    def log(self, x: Any) -> Any:
+        return self.torch.log(x)
+
+    def sqrt(self, x: Any) -> Any:
+        return self.torch.sqrt(x)
+
+    def tanh(self, x: Any) -> Any:
+        return self.torch.tanh(x)
+
+    def sigmoid(self, x: Any) -> Any:
+        return self.torch.sigmoid(x)
+
+    def softplus(self, x: Any) -> Any:
+        return self.torch.logaddexp(x, self(0.0))    # F.softplus turns linear past 20: not the same function
+
+    def relu(self, x: Any) -> Any:
+        return self.torch.relu(x)
+
+    def clip(self, x: Any, lo: float, hi: float) -> Any:
+        return self.torch.clamp(x, lo, hi)
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        as_tensor = lambda v: v if isinstance(v, self.torch.Tensor) else self(v)  # noqa: E731
+        return self.torch.maximum(as_tensor(a), as_tensor(b))
+
+    def swapaxes(self, x: Any) -> Any:
+        return x.transpose(-1, -2)
+
+    def reduce(self, kind: str, x: Any, axis: Any, keepdims: bool) -> Any:
+        dims = self._dims(x, axis)
+        t = self.torch
+        if kind == "var":
+            return t.var(x, dim=dims, correction=0, keepdim=keepdims)
+        fn = {"sum": t.sum, "mean": t.mean, "max": t.amax, "min": t.amin}[kind]
+        return fn(x, dim=dims, keepdim=keepdims)
+
+    def logsumexp(self, x: Any, axis: Any, keepdims: bool) -> Any:
+        return self.torch.logsumexp(x, dim=self._dims(x, axis), keepdim=keepdims)
+
+    def softmax(self, x: Any, axis: int) -> Any:
+        return self.torch.softmax(x, dim=axis)
+
+    def log_softmax(self, x: Any, axis: int) -> Any:
+        return self.torch.log_softmax(x, dim=axis)
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return x.reshape(shape)
+
+    def flatten(self, x: Any) -> Any:
+        return x.reshape(-1)
+
+    def transpose(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return x.permute(axes)
+
+    def T(self, x: Any) -> Any:  # noqa: N802 - numpy's name
+        return x.permute(tuple(reversed(range(x.ndim))))
+
+    def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return self.torch.broadcast_to(x, shape)
+
+    def expand_dims(self, x: Any, axis: int) -> Any:
+        return self.torch.unsqueeze(x, axis)
+
+    def squeeze(self, x: Any) -> Any:
+        return x.squeeze()
+
+    def getitem(self, x: Any, index: Any) -> Any:
+        if isinstance(index, slice) and index.step == -1:
+            return self.torch.flip(x, (0,))            # torch slices take no negative steps
+        if isinstance(index, np.ndarray):
+            return x[self.torch.as_tensor(index)]
+        return x[index]
+
+    def stack(self, xs: Any, axis: int) -> Any:
+        return self.torch.stack(list(xs), dim=axis)
+
+    def concatenate(self, xs: Any, axis: int) -> Any:
+        return self.torch.cat(list(xs), dim=axis)
+
+    def where(self, mask: np.ndarray, x: Any, y: Any) -> Any:
+        return self.torch.where(self.torch.as_tensor(mask), x, y)
+
+
 # --------------------------------------------------------------------------------------------------
 # Programs
 # --------------------------------------------------------------------------------------------------
