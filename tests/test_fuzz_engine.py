@@ -17,13 +17,14 @@ import hypothesis.extra.numpy as hnp
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from fuzz_programs import programs
 from hypothesis import given, settings
 
 import microgradx as mg
 from microgradx import ShapeError
 from microgradx.errors import AxisError, DTypeError, GradientError, MicrogradxError
 from microgradx.testing import gradcheck, gradgradcheck
+
+from fuzz_programs import programs
 
 # --------------------------------------------------------------------------------------------------
 # Random programs

@@ -19,7 +19,6 @@ from typing import Any
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from fuzz_programs import Program, Torch, programs
 from hypothesis import given, settings
 
 import microgradx as mg
@@ -27,6 +26,8 @@ from microgradx.engine import data_of
 from microgradx.errors import ArgumentError, GradientError, MicrogradxError, ShapeError
 from microgradx.testing import numerical_gradient
 from microgradx.transforms import elementwise_grad, hessian, hvp, jacobian, jvp, vjp
+
+from fuzz_programs import Program, Torch, programs
 
 # PyTorch warns about its own use of torch.jit when torch.func first loads.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
