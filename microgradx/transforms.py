@@ -132,8 +132,7 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
         grads = backprop(projected, np.ones_like(projected.data), nested, us)
     else:
         grads = {}     # f's output does not depend on its inputs: J t is zero
-    pushed = tuple(_result(grads.get(u, np.zeros_like(u.data)), out, nested) for u, out in zip(us, trace.outs,
-                                                                                                  strict=True))
+    pushed = tuple(_result(grads.get(u), out, nested) for u, out in zip(us, trace.outs, strict=True))
     return trace.output(nested), trace.structure(pushed)
 
 
@@ -355,8 +354,8 @@ def _scalar_valued(f: Callable[..., Any], who: str) -> Callable[..., Any]:
         shape = np.shape(data_of(out)) if not isinstance(out, tuple | list) else None
         if shape is None or int(np.prod(shape)) != 1:
             got = f"shape {shape}" if shape is not None else _kind(out)
-            raise GradientError(f"{who}: the function must return a single number, got {got}; for a "
-                                "function with several outputs take the jacobian of its jacobian")
+            raise GradientError(f"{who}: the function must return a single number, got {got}; reduce it "
+                                "first (e.g. with .sum()), or use jacobian(jacobian(f)) for every output's")
         return out
 
     checked.__name__ = _name(f)

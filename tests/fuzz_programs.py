@@ -59,6 +59,7 @@ class Microgradx:
     relu = staticmethod(mg.relu)
     clip = staticmethod(lambda x, lo, hi: x.clip(lo, hi))
     maximum = staticmethod(mg.maximum)
+    power = staticmethod(operator.pow)
     swapaxes = staticmethod(mg.ops.swapaxes)
     reduce = staticmethod(lambda kind, x, axis, keepdims: getattr(x, kind)(axis=axis, keepdims=keepdims))
     logsumexp = staticmethod(lambda x, axis, keepdims: mg.logsumexp(x, axis=axis, keepdims=keepdims))
@@ -123,6 +124,15 @@ class Torch:
     def maximum(self, a: Any, b: Any) -> Any:
         as_tensor = lambda v: v if isinstance(v, self.torch.Tensor) else self(v)  # noqa: E731
         return self.torch.maximum(as_tensor(a), as_tensor(b))
+
+    def power(self, a: Any, b: Any) -> Any:
+        # NOTE: torch's rule for a tensor exponent masks the exponent's zeros, which loses the second
+        # derivative there (pytorch/pytorch#89757). The programs keep every base positive, where
+        # exp(b log a) is the same function with plain rules.
+        if isinstance(b, self.torch.Tensor):
+            base = a if isinstance(a, self.torch.Tensor) else self(a)
+            return self.torch.exp(b * self.torch.log(base))
+        return a ** b
 
     def swapaxes(self, x: Any) -> Any:
         return x.transpose(-1, -2)
@@ -324,16 +334,18 @@ def unary(b: Builder) -> None:
         b.add(f"{kind}({n})", fn, i)
 
 
-ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-              "**": operator.pow}
+# op(k, a, b): the operators as they are, maximum and ** through the backend.
+ARITHMETIC = {"+": lambda k, a, b: a + b, "-": lambda k, a, b: a - b, "*": lambda k, a, b: a * b,
+              "/": lambda k, a, b: a / b, "maximum": lambda k, a, b: k.maximum(a, b),
+              "**": lambda k, a, b: k.power(a, b)}
 
 
 def binary(b: Builder) -> None:
     """x op y with y another node (maybe x itself), a Python float or a numpy array, on either side."""
     i = b.pick()
     v, n = b.values[i].data, _name(i)
-    symbol = b.draw(st.sampled_from(sorted([*ARITHMETIC, "maximum"])))
-    op = ARITHMETIC.get(symbol)
+    symbol = b.draw(st.sampled_from(sorted(ARITHMETIC)))
+    op = ARITHMETIC[symbol]
     kind = b.draw(st.sampled_from(["node", "float", "array"]))
     if kind == "node":                             # prefer a partner of another shape: broadcasting
         j = b.pick(lambda w: w.shape != v.shape and _broadcasts(w.shape, v.shape))
@@ -364,8 +376,7 @@ def binary(b: Builder) -> None:
     def step(k: Any, x: mg.Value, *node: mg.Value) -> mg.Value:
         y = node[0] if kind == "node" else k(w) if kind == "array" else w
         left, right = (y, x) if swap else (x, y)
-        fn = k.maximum if op is None else op
-        return fn(left + lc if lc else left, right + rc if rc else right)
+        return op(k, left + lc if lc else left, right + rc if rc else right)
 
     b.add(text, step, *args)
 
@@ -444,7 +455,7 @@ def centring(b: Builder) -> None:
         return
     op = ARITHMETIC[symbol]
     b.add(f"{n} {symbol} {n}.{kind}(axis={axis}, keepdims=True)",
-          lambda k, x: op(x, k.reduce(kind, x, axis, True)), i)
+          lambda k, x: op(k, x, k.reduce(kind, x, axis, True)), i)
 
 
 def _axis(b: Builder, ndim: int) -> Any:

@@ -231,7 +231,7 @@ def _available(versions: dict) -> dict:
 
 
 def _numpy(a):
-    return a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
+    return a.detach().numpy(force=True) if hasattr(a, "detach") else np.asarray(a)
 
 
 def test_hvp_versions_agree_with_a_finite_difference_of_the_gradient():

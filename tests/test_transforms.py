@@ -72,7 +72,7 @@ def close(ours: Any, theirs: Any, tolerance: dict[str, float], what: str) -> Non
         for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
             close(a, b, tolerance, f"{what}[{i}]")
         return
-    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    theirs = theirs.detach().numpy(force=True) if hasattr(theirs, "detach") else np.asarray(theirs)
     assert np.shape(ours) == theirs.shape, f"{what}: shape {np.shape(ours)}, expected {theirs.shape}"
     np.testing.assert_allclose(ours, theirs, err_msg=what, **tolerance)
 
