@@ -17,6 +17,8 @@ Workloads:
    1e-4 * sum(p*p), one SGD step; as scalars (micrograd's way) and as matrices.
 4. ``ops``: forward + backward of one op, on tiny and on large arrays.
 5. ``chain``: a long chain of scalar ops (alternately ``* 0.999`` and ``+ 0.001``), forward + backward.
+6. ``transforms``: ``hvp`` of an MLP's loss against its gradient, ``jacobian`` of a 100 -> 100 map, and
+   ``jvp`` of functions of 1000 inputs, two ways.
 """
 
 from __future__ import annotations
