@@ -2,9 +2,9 @@
 
     python benchmarks/run.py [--quick] [--only NAME ...] [--repeat N] [--markdown] [--profile]
 
-Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain, threads, lenet. See workloads.py
-for what each one computes and harness.py for how it is timed. Peers (PyTorch, HIPS autograd, micrograd) are
-used when installed and skipped with a note when not; this script installs nothing.
+Workloads (``--only`` takes these names): linear, mlp, moons, ops, chain, threads, lenet, transforms. See
+workloads.py for what each one computes and harness.py for how it is timed. Peers (PyTorch, HIPS autograd,
+micrograd) are used when installed and skipped with a note when not; this script installs nothing.
 ``--quick`` finishes in about a minute; the full run in several.
 ``--profile`` runs cProfile over microgradx's side of the selected workloads instead of timing them.
 """
@@ -41,10 +41,11 @@ import threads  # noqa: E402
 import workloads as w  # noqa: E402
 from harness import Case, Row  # noqa: E402
 
-NAMES = ["linear", "mlp", "moons", "ops", "chain", "threads", "lenet"]
+NAMES = ["linear", "mlp", "moons", "ops", "chain", "threads", "lenet", "transforms"]
 BATCH = 256
 LR = {"linear": 1.0, "mlp": 0.1, "moons": 0.1}
 TINY, LARGE = (8,), (1000, 1000)
+HVP_WORKLOAD = f"6 hvp, MLP {'-'.join(map(str, w.HVP_SIZES))}, batch {w.HVP_BATCH}"
 
 
 @dataclass
@@ -55,14 +56,15 @@ class Settings:
     large: int
     chain: int
     long_chain: int     # rounds of the 1,000,000-op chain
+    transforms: int     # rounds of each function-transform workload
     min_time: float     # seconds per sample, at least
     chains: tuple[int, ...]
     thorough: bool      # peak memory of the large ops and the chain; untimed warm-up of the 100,000 chain
 
 
-QUICK = Settings(mnist=5, moons=3, tiny=5, large=3, chain=2, long_chain=0, min_time=0.02, chains=(100_000,),
-                 thorough=False)
-FULL = Settings(mnist=15, moons=7, tiny=15, large=5, chain=5, long_chain=2, min_time=0.1,
+QUICK = Settings(mnist=5, moons=3, tiny=5, large=3, chain=2, long_chain=0, transforms=3, min_time=0.02,
+                 chains=(100_000,), thorough=False)
+FULL = Settings(mnist=15, moons=7, tiny=15, large=5, chain=5, long_chain=2, transforms=9, min_time=0.1,
                 chains=(100_000, 1_000_000), thorough=True)
 
 
@@ -196,8 +198,30 @@ def bench_lenet(s: Settings, data: tuple[np.ndarray, np.ndarray, str]) -> list[R
 LENET = f"6 lenet forward+backward, batch {w.LENET_BATCH}"
 
 
+def bench_transforms(s: Settings) -> list[Row]:
+    def cases(versions: dict[str, tuple[Any, str | None]], slow: tuple[str, ...] = ()) -> list[Case]:
+        out = []
+        for name, (make, peer) in versions.items():
+            if peer and not w.have(peer):
+                out.append(_absent(name, peer))
+                continue
+            # A call of seconds (building a 1000 x 1000 Jacobian row by row) gets no untimed warm-up.
+            out.append(Case(name, make(), traced=not name.startswith("PyTorch"), warmup=name not in slow))
+        return out
+
+    rows = harness.measure(HVP_WORKLOAD, "call", cases(w.HVP_VERSIONS), "microgradx gradient", s.transforms,
+                           s.min_time)
+    rows += harness.measure("6 jacobian 100 -> 100", "call", cases(w.JACOBIAN_VERSIONS), "numpy floor",
+                            s.transforms, s.min_time)
+    for outputs, label in (("many", "1000 -> 1000"), ("one", "1000 -> 1")):
+        slow = ("microgradx jacobian @ t",) if outputs == "many" else ()
+        rows += harness.measure(f"6 jvp {label}", "call", cases(w.jvp_versions(outputs), slow), "numpy floor",
+                                s.transforms, s.min_time)
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
-# Targets (from issues 2, 3 and 7; figures measured when they were filed, in brackets)
+# Targets (from issues 2, 3, 7 and 17; figures measured when they were filed, in brackets)
 # --------------------------------------------------------------------------------------------------
 
 def targets(rows: list[Row]) -> list[list[str]]:
@@ -212,7 +236,8 @@ def targets(rows: list[Row]) -> list[list[str]]:
 
     def add(what: str, value: float | None, goal: str, ok: bool | None, issue: str) -> None:
         if value is not None:
-            out.append([what, f"{value:.2f}x", goal, "yes" if ok else "NO", issue])
+            met = "-" if ok is None else "yes" if ok else "NO"
+            out.append([what, f"{value:.2f}x", goal, met, issue])
 
     r = speedup("1 linear epoch", "microgradx", "numpy floor")
     add("linear epoch: microgradx time / numpy floor time", r, "<= 1.3x", r is not None and r <= 1.3,
@@ -239,6 +264,13 @@ def targets(rows: list[Row]) -> list[list[str]]:
             "PyTorch about 6 us/op")
     r = speedup(LENET, "microgradx", "PyTorch eager")
     add("lenet batch: microgradx time / PyTorch time", r, "<= 3x", r is not None and r <= 3, "issue 14")
+    r = speedup(HVP_WORKLOAD, "microgradx hvp", "microgradx gradient")
+    add("hvp, 10,000-weight MLP: hvp time / gradient time", r, "<= 4x", r is not None and r <= 4, "issue 17")
+    r = speedup("6 jacobian 100 -> 100", "microgradx jacobian", "PyTorch torch.func.jacrev")
+    add("jacobian 100 -> 100: microgradx time / torch.func.jacrev time", r, "compared", None, "issue 17")
+    for label in ("1000 -> 1000", "1000 -> 1"):
+        r = speedup(f"6 jvp {label}", "microgradx jacobian @ t", "microgradx jvp (double vjp)")
+        add(f"jvp {label}: via jacobian time / double-vjp time", r, "compared", None, "issue 17")
     return out
 
 
@@ -277,7 +309,7 @@ def machine_lines(data_note: str | None, s: Settings) -> list[str]:
         f"microgradx {w.mg.__version__} {_git_state()}",
         "peers: " + ", ".join(peers),
         f"rounds: mnist {s.mnist}, moons {s.moons}, ops {s.tiny} tiny / {s.large} large, chain {s.chain}"
-        + (f" (1,000,000: {s.long_chain})" if len(s.chains) > 1 else "") + "; "
+        + (f" (1,000,000: {s.long_chain})" if len(s.chains) > 1 else "") + f", transforms {s.transforms}; "
         f"samples of at least {s.min_time * 1000:.0f} ms; median over rounds; ratio = median of the "
         "per-round ratios to the row marked (ref)",
     ]
@@ -378,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     s = QUICK if args.quick else FULL
     if args.repeat:
         r = args.repeat
-        s = replace(s, mnist=r, moons=r, tiny=r, large=r, chain=r, long_chain=r)
+        s = replace(s, mnist=r, moons=r, tiny=r, large=r, chain=r, long_chain=r, transforms=r)
     selected = args.only or NAMES
     data = w.mnist_train(args.data) if {"linear", "mlp", "lenet"} & set(selected) else None
 
@@ -402,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += bench_ops(s)
         elif name == "lenet":
             rows += bench_lenet(s, data)
+        elif name == "transforms":
+            rows += bench_transforms(s)
         else:
             rows += bench_chain(s)
     print_report(rows, header, args.markdown)

@@ -17,6 +17,8 @@ Workloads:
    1e-4 * sum(p*p), one SGD step; as scalars (micrograd's way) and as matrices.
 4. ``ops``: forward + backward of one op, on tiny and on large arrays.
 5. ``chain``: a long chain of scalar ops (alternately ``* 0.999`` and ``+ 0.001``), forward + backward.
+6. ``transforms``: ``hvp`` of an MLP's loss against its gradient, ``jacobian`` of a 100 -> 100 map, and
+   ``jvp`` of functions of 1000 inputs, two ways.
 """
 
 from __future__ import annotations
@@ -907,3 +909,161 @@ class LenetTorch:
         loss = F.cross_entropy(h, self.yb)
         loss.backward()
         return loss.item(), [p.grad.numpy().T if p.ndim == 2 else p.grad.numpy() for p in self.params]
+
+
+# --------------------------------------------------------------------------------------------------
+# 7: function transforms
+# --------------------------------------------------------------------------------------------------
+# hvp: the Hessian of an MLP's loss times a vector, against one gradient of the same loss (issue 17: at
+# most 4x). jacobian: of a 100 -> 100 map, against the hand-derived Jacobian and torch.func.jacrev.
+# jvp: of functions of 1000 inputs, by the double-vjp trick against building the Jacobian first (the
+# choice docs/transforms.md explains), with torch.func.jvp (true forward mode) beside them.
+
+HVP_SIZES = [100, 90, 10]     # 100*90 + 90 + 90*10 + 10 = 10,000 parameters
+HVP_BATCH = 256
+
+
+def hvp_problem(seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Weights of a 100-90-10 tanh MLP, a batch of inputs, one-hot labels, and a direction per weight."""
+    rng = np.random.default_rng(seed)
+    params = []
+    for fan_in, fan_out in zip(HVP_SIZES[:-1], HVP_SIZES[1:], strict=True):
+        params += [rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in),
+                   rng.standard_normal(fan_out) * 0.1]
+    X = rng.standard_normal((HVP_BATCH, HVP_SIZES[0]))
+    onehot = np.eye(HVP_SIZES[-1])[rng.integers(0, HVP_SIZES[-1], HVP_BATCH)]
+    return params, X, onehot, [rng.standard_normal(p.shape) for p in params]
+
+
+def hvp_loss(X: Any, onehot: Any, log_softmax: Callable[..., Any],
+             tanh: Callable[..., Any]) -> Callable[..., Any]:
+    """Cross-entropy of the MLP on the batch, as a function of its four weight arrays."""
+    def loss(W1: Any, b1: Any, W2: Any, b2: Any) -> Any:
+        logits = tanh(X @ W1 + b1) @ W2 + b2
+        return -(log_softmax(logits) * onehot).sum() / len(X)
+    return loss
+
+
+def hvp_microgradx(kind: str) -> Callable[[], Any]:
+    from microgradx.transforms import hvp
+    params, X, onehot, vs = hvp_problem()
+    loss = hvp_loss(X, onehot, lambda z: mg.log_softmax(z, axis=-1), mg.tanh)
+    nums = tuple(range(len(params)))
+    if kind == "grad":
+        gradient = mg.grad(loss, nums)
+        return lambda: gradient(*params)
+    product = hvp(loss, nums)
+    return lambda: product(*params, tuple(vs))
+
+
+def hvp_torch(kind: str) -> Callable[[], Any]:
+    torch = _torch()
+    params, X, onehot, vs = hvp_problem()
+    loss = hvp_loss(torch.from_numpy(X), torch.from_numpy(onehot), lambda z: torch.log_softmax(z, dim=-1),
+                    torch.tanh)
+    tensors, directions = tuple(map(torch.from_numpy, params)), tuple(map(torch.from_numpy, vs))
+    nums = tuple(range(len(params)))
+    gradient = torch.func.grad(loss, argnums=nums)
+    if kind == "grad":
+        return lambda: gradient(*tensors)
+    return lambda: torch.func.jvp(lambda *ps: gradient(*ps), tensors, directions)[1]
+
+
+HVP_VERSIONS = {"microgradx gradient": (lambda: hvp_microgradx("grad"), None),
+                "microgradx hvp": (lambda: hvp_microgradx("hvp"), None),
+                "PyTorch torch.func.grad": (lambda: hvp_torch("grad"), "torch"),
+                "PyTorch hvp (jvp of grad)": (lambda: hvp_torch("hvp"), "torch")}
+
+
+def jacobian_problem(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W, b and x of the map x -> tanh(W x + b) from R^n to R^n."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, n)) / np.sqrt(n), rng.standard_normal(n) * 0.1, rng.standard_normal(n)
+
+
+def jacobian_floor() -> Callable[[], Any]:
+    W, b, x = jacobian_problem()
+
+    def run() -> np.ndarray:
+        y = np.tanh(W @ x + b)
+        return (1 - y * y)[:, None] * W      # d tanh(Wx + b)_i / dx_j = (1 - y_i^2) W_ij
+    return run
+
+
+def jacobian_microgradx() -> Callable[[], Any]:
+    from microgradx.transforms import jacobian
+    W, b, x = jacobian_problem()
+    jac = jacobian(lambda x: (W @ x + b).tanh())
+    return lambda: jac(x)
+
+
+def jacobian_torch(mode: str) -> Callable[[], Any]:
+    torch = _torch()
+    W, b, x = (torch.from_numpy(a) for a in jacobian_problem())
+    jac = getattr(torch.func, mode)(lambda x: torch.tanh(W @ x + b))
+    return lambda: jac(x)
+
+
+def jacobian_autograd() -> Callable[[], Any]:
+    import autograd.numpy as anp
+    from autograd import jacobian
+    W, b, x = jacobian_problem()
+    jac = jacobian(lambda x: anp.tanh(anp.dot(W, x) + b))
+    return lambda: jac(x)
+
+
+JACOBIAN_VERSIONS = {"numpy floor": (jacobian_floor, None),
+                     "microgradx jacobian": (jacobian_microgradx, None),
+                     "PyTorch torch.func.jacrev": (lambda: jacobian_torch("jacrev"), "torch"),
+                     "PyTorch torch.func.jacfwd": (lambda: jacobian_torch("jacfwd"), "torch"),
+                     "HIPS autograd jacobian": (jacobian_autograd, "autograd")}
+
+JVP_INPUTS = 1000
+
+
+def jvp_problem(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The matrix W of the functions below, a point and a tangent, all of 1000 inputs."""
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((JVP_INPUTS, JVP_INPUTS)) / np.sqrt(JVP_INPUTS)
+    return W, rng.standard_normal(JVP_INPUTS), rng.standard_normal(JVP_INPUTS)
+
+
+def jvp_function(outputs: str, W: Any, tanh: Callable[..., Any]) -> Callable[[Any], Any]:
+    """x -> tanh(W x) (``outputs="many"``: 1000 outputs) or x -> sum(tanh(W x)**2) (one output)."""
+    if outputs == "many":
+        return lambda x: tanh(W @ x)
+    return lambda x: (tanh(W @ x) ** 2).sum()
+
+
+def jvp_floor(outputs: str) -> Callable[[], Any]:
+    W, x, t = jvp_problem()
+
+    def run() -> Any:
+        y = np.tanh(W @ x)
+        pushed = (1 - y * y) * (W @ t)
+        return pushed if outputs == "many" else (2 * y * pushed).sum()
+    return run
+
+
+def jvp_microgradx(outputs: str, how: str) -> Callable[[], Any]:
+    from microgradx.transforms import jacobian, jvp
+    W, x, t = jvp_problem()
+    f = jvp_function(outputs, W, mg.tanh)
+    if how == "double vjp":
+        return lambda: jvp(f, (x,), (t,))[1]
+    jac = jacobian(f)
+    return lambda: jac(x) @ t
+
+
+def jvp_torch(outputs: str) -> Callable[[], Any]:
+    torch = _torch()
+    W, x, t = (torch.from_numpy(a) for a in jvp_problem())
+    f = jvp_function(outputs, W, torch.tanh)
+    return lambda: torch.func.jvp(f, (x,), (t,))[1]
+
+
+def jvp_versions(outputs: str) -> dict[str, tuple[Callable[[], Any], str | None]]:
+    return {"numpy floor": (lambda: jvp_floor(outputs), None),
+            "microgradx jvp (double vjp)": (lambda: jvp_microgradx(outputs, "double vjp"), None),
+            "microgradx jacobian @ t": (lambda: jvp_microgradx(outputs, "jacobian"), None),
+            "PyTorch torch.func.jvp": (lambda: jvp_torch(outputs), "torch")}

@@ -223,6 +223,52 @@ def test_micrograd_chain_works_shallow_and_dies_deep():
 
 
 # --------------------------------------------------------------------------------------------------
+# 6: function transforms
+# --------------------------------------------------------------------------------------------------
+
+def _available(versions: dict) -> dict:
+    return {name: make for name, (make, peer) in versions.items() if not peer or w.have(peer)}
+
+
+def _numpy(a):
+    return a.detach().numpy(force=True) if hasattr(a, "detach") else np.asarray(a)
+
+
+def test_hvp_versions_agree_with_a_finite_difference_of_the_gradient():
+    params, X, onehot, vs = w.hvp_problem()
+    assert sum(p.size for p in params) == 10_000
+    results = {name: make()() for name, make in _available(w.HVP_VERSIONS).items()}
+    # The hvp is the derivative of the gradient along v: central differences of microgradx's gradient.
+    loss = w.hvp_loss(X, onehot, lambda z: w.mg.log_softmax(z, axis=-1), w.mg.tanh)
+    gradient = w.mg.grad(loss, argnums=(0, 1, 2, 3))
+    eps = 1e-5
+    up, down = (gradient(*(p + sign * eps * v for p, v in zip(params, vs, strict=True))) for sign in (1, -1))
+    expected = [(a - b) / (2 * eps) for a, b in zip(up, down, strict=True)]
+    for name, got in results.items():
+        reference = expected if "hvp" in name else gradient(*params)
+        for a, b in zip(got, reference, strict=True):
+            np.testing.assert_allclose(_numpy(a), b, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert all(np.abs(e).max() > 1e-3 for e in expected)     # a curved loss: the test is not of zeros
+
+
+def test_jacobian_versions_agree_with_the_hand_derived_jacobian():
+    versions = _available(w.JACOBIAN_VERSIONS)
+    expected = versions.pop("numpy floor")()()
+    assert expected.shape == (100, 100)
+    for name, make in versions.items():
+        np.testing.assert_allclose(_numpy(make()()), expected, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("outputs", ["many", "one"])
+def test_jvp_versions_agree_with_the_hand_derived_product(outputs):
+    versions = _available(w.jvp_versions(outputs))
+    expected = versions.pop("numpy floor")()()
+    assert np.shape(expected) == ((w.JVP_INPUTS,) if outputs == "many" else ())
+    for name, make in versions.items():
+        np.testing.assert_allclose(_numpy(make()()), expected, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+# --------------------------------------------------------------------------------------------------
 # The harness
 # --------------------------------------------------------------------------------------------------
 

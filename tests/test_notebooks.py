@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["01_derivatives", "02_learning_rate", "03_mnist_3_vs_7", "04_under_the_hood"]
+NAMES = ["01_derivatives", "02_learning_rate", "03_mnist_3_vs_7", "04_under_the_hood", "05_newton"]
 CELL_TIMEOUT = 300       # seconds: a "doesn't hang" bound; each notebook takes seconds
 MAX_BYTES = 300 * 1024   # committed with outputs: keep the images small
 
@@ -170,3 +170,25 @@ def test_under_the_hood(tmp_path, monkeypatch):
     assert "smallest failing input: x=array(" in text
     if shutil.which("dot"):
         assert count(nb, "image/svg+xml") == 2, "the two graphs were not drawn"
+
+
+def test_newton(tmp_path, monkeypatch):
+    nb = run("05_newton", tmp_path, monkeypatch)
+    text = text_of(nb)
+    assert "parabola from -1.8:        [-1.8, 1.5, 1.5]" in text          # one step on a parabola
+    assert number_after(text, "x**2 + exp(-x) from -1.8:  [-1.8, -0.601234, 0.190227, 0.348116, 0.351732,") \
+        == 0.351734
+    assert "Hessian of mnist_loss at (0, 0):\n [[0. 0.]\n [0. 0.]]" in text    # flat where the chapter starts
+    # The race: Newton's sixth step is below gradient descent's hundredth, and its tenth is a minimum.
+    step6 = next(line for line in text.splitlines() if line.startswith("step 6:"))
+    newton6 = number_after(step6, "Newton")
+    descent100 = number_after(text, "step 100: gradient descent")
+    assert newton6 < descent100 < number_after(step6, "gradient descent")
+    lowest = float(re.search(r"after 10 steps: .*?loss ([\d.]+);", text).group(1))
+    assert 0 <= newton6 - lowest < 1e-4
+    assert "largest gradient there below 1e-10: True" in text
+    assert "hvp equals hessian @ v: True" in text
+    by_cg, by_solve = (re.search(re.escape(label) + r"\s*\[([^\]]*)\]", text).group(1).split() for label in
+                       ("Newton step by conjugate gradients:", "Newton step by solving with H:"))
+    assert by_cg == by_solve
+    assert count(nb, "image/png") == 3
