@@ -213,8 +213,8 @@ def sigmoid(x):
 def relu(x):
     """max(x, 0);  d/dx = g where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
     if isinstance(x, np.floating):
-        # NOTE: a ufunc call on a single number costs about 2 us, several times this; scalar code makes
-        # one per neuron. `not x <= 0` lets NaN through, as np.maximum does.
+        # NOTE: a comparison, not a ufunc: scalar code makes one call per neuron, and a ufunc's dispatch
+        # on a single number outweighs the work. `not x <= 0` lets NaN through, as np.maximum does.
         return x if not x <= 0 else type(x)(0)
     return np.maximum(x, 0)
 
@@ -383,8 +383,8 @@ def transpose(x, axes=None):
 def broadcast_to(x, shape):
     """x repeated along broadcast axes;  d/dx = g summed over them (done by the engine's unbroadcast)"""
     if math.prod(shape) <= _SMALL:
-        # NOTE: np.broadcast_to costs microseconds of Python-level checks; for small results (as the
-        # gradient of a sum over a small array) filling a fresh array is several times cheaper.
+        # NOTE: for small results (the gradient of a sum over a small array) a fresh array filled in
+        # place is cheaper than np.broadcast_to's Python-level checks (benchmarks/README.md).
         out = np.empty(shape, dtype=np.result_type(x))
         out[...] = x
         return out

@@ -97,7 +97,7 @@ def _checked(n: int | None) -> int | None:
 
 
 def _blas() -> Any:
-    # Found once: the scan of loaded libraries takes milliseconds, a limit through it microseconds.
+    # Found once: finding the BLAS scans the loaded libraries, far dearer than setting a limit through it.
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController

@@ -179,13 +179,15 @@ _OPERATORS: dict[type, str] = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "m
 
 def _made_of(fn: Any, composites: set[str]) -> list[str]:
     """The primitives and composites ``fn``'s body calls (operators included), in the order they run."""
+    from microgradx.engine import TABLE as table
     found: list[tuple[int, int, int, int, str]] = []
     body = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0].body   # not the defaults (axis=-1)
     for node in (n for stmt in body for n in ast.walk(stmt)):
         name = None
         if isinstance(node, ast.Call):
             f = node.func
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "ops":
+            if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "ops"
+                    and f.attr in table.primitives | table.composites):   # an op, not a helper
                 name = f.attr
             elif isinstance(f, ast.Name) and f.id in composites:
                 name = f.id
