@@ -166,8 +166,8 @@ def _user_op_named(name: str, module: str) -> UserPrimitive:
         except ImportError:
             pass
     if name not in _registry:
-        raise pickle.UnpicklingError(f"the graph uses the user op {name!r} (defined in {module}), which is not "
-                                     "registered in this process: run or import its definition first")
+        raise pickle.UnpicklingError(f"the graph uses the user op {name!r} (defined in {module}), which is "
+                                     "not registered in this process: run or import its definition first")
     return _registry[name]
 
 
