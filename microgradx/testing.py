@@ -215,7 +215,7 @@ def positive_arrays(shape: Any, low: float = 0.5, high: float = 3.0, dtype: Any 
 
 def check_op(op: Callable[..., Any], shapes: Any = None, low: float = -3.0, high: float = 3.0,
              avoid: Sequence[float] = (), order: int = 2, max_examples: int | None = None,
-             **params: Any) -> None:
+             params: dict[str, Any] | None = None) -> None:
     """Property-test an op: on random inputs drawn by hypothesis, its derivatives match finite differences.
 
     Each example draws one array per input of ``op`` and checks that the op computes the same numbers on
@@ -228,12 +228,13 @@ def check_op(op: Callable[..., Any], shapes: Any = None, low: float = -3.0, high
         shapes: the inputs' shapes: one entry per input, each a shape tuple or a strategy of shapes, or
             a strategy drawing a tuple of shapes. By default small shapes that broadcast together
             (0-d included), one per input of a primitive.
-        low, high: the range of the elements.
+        low: the smallest element value.
+        high: the largest element value.
         avoid: points the elements stay 0.1 away from: kinks and poles, where finite differences
             measure neither side's derivative.
         order: 1 to check first derivatives only (rules written with numpy on raw data), 2 for second.
         max_examples: how many examples to try; the loaded hypothesis profile's number when None.
-        **params: keyword parameters passed to every call of ``op`` (``axis=0``).
+        params: keyword parameters passed to every call of ``op`` (``{"axis": 0}``).
     """
     st, _ = _hypothesis()
     from hypothesis import HealthCheck, given, settings
@@ -244,7 +245,7 @@ def check_op(op: Callable[..., Any], shapes: Any = None, low: float = -3.0, high
         raise ArgumentError(f"check_op: order must be 1 or 2, got {order!r}")
 
     def f(*xs: Any) -> Any:
-        return op(*xs, **params)
+        return op(*xs, **(params or {}))
 
     @settings(settings.default, deadline=None, suppress_health_check=[HealthCheck.too_slow],
               **({"max_examples": max_examples} if max_examples else {}))

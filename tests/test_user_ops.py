@@ -134,7 +134,7 @@ def test_user_ops_stay_out_of_the_table_of_built_ins():
 def test_check_op_passes_right_rules():
     check_op(softsign, avoid=(0.0,))        # |x| has a kink at 0: its second derivative jumps there
     check_op(mul_add, max_examples=10)
-    check_op(scaled_sin, shapes=[(2, 3)], factor=0.5, max_examples=5)
+    check_op(scaled_sin, shapes=[(2, 3)], params={"factor": 0.5}, max_examples=5)
 
 
 def test_check_op_catches_a_wrong_rule():
