@@ -269,6 +269,10 @@ def _input_shapes(op: Callable[..., Any], shapes_: Any, label: str) -> Any:
             raise ArgumentError(f"check_op: {label} is not a primitive with a fixed number of inputs; "
                                 "say how many inputs it takes with shapes=[...], one shape per input")
         n = len(op.vjps)
+        if None in op.vjps:
+            raise ArgumentError(f"check_op: input #{op.vjps.index(None)} of {label} takes no gradient (its "
+                                "rule is None), and check_op draws every input as floats to differentiate; "
+                                "check the others with gradcheck(lambda a, b: op(mask, a, b), a, b)")
         return shapes().map(lambda s: (s,)) if n == 1 else broadcastable_shapes(n)
     if hasattr(shapes_, "example"):             # already a strategy of tuples of shapes
         return shapes_

@@ -4,6 +4,8 @@ the checks of ``microgradx.testing``, and bad definitions or bad rules fail with
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -155,6 +157,18 @@ def test_check_op_refuses_what_it_cannot_draw_for():
         check_op(softsign, shapes=[3])
     with pytest.raises(ArgumentError, match="order"):
         check_op(softsign, order=3)
+    masked = mg.primitive(None, lambda g, ans, m, x: g * m, name="masked")(lambda m, x: m * x)
+    try:
+        with pytest.raises(ArgumentError, match="input #0 of masked takes no gradient"):
+            check_op(masked)
+        assert gradcheck(lambda x: masked(np.array([1.0, 0.0]), x), np.array([2.0, 3.0]))
+    finally:
+        user_ops.unregister(masked)
+
+
+def test_microgradx_testing_imports_hypothesis_only_when_asked():
+    code = "import sys, microgradx.testing; assert 'hypothesis' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
 # ---- definitions that are refused ---------------------------------------------------------------------
