@@ -57,6 +57,8 @@ USER_OPS: Mapping[str, UserPrimitive] = types.MappingProxyType(_registry)
 class UserPrimitive(Primitive):
     """A :class:`~microgradx.engine.Primitive` defined outside microgradx, registered in :data:`USER_OPS`."""
 
+    definition: Callable[..., Any]      # the user's forward function, as written (``forward`` wraps it)
+
     def __repr__(self) -> str:
         return f"<user primitive {self.name}>"
 
@@ -70,7 +72,7 @@ class UserPrimitive(Primitive):
     @property
     def defined_in(self) -> str:
         """The module whose code defined the forward function."""
-        return getattr(self.__wrapped__, "__module__", None) or "__main__"
+        return getattr(self.definition, "__module__", None) or "__main__"
 
 
 def primitive(*vjps: Rule | None, name: str | None = None, expects: str = "", symbol: str | None = None,
@@ -100,12 +102,14 @@ def primitive(*vjps: Rule | None, name: str | None = None, expects: str = "", sy
                             "input without a gradient), e.g. @mg.primitive(lambda g, ans, x: g * 2)")
 
     def register(forward: Callable[..., Any]) -> UserPrimitive:
-        if not callable(forward):
-            raise ArgumentError(f"mg.primitive decorates a function, got {type(forward).__name__}")
+        if not callable(forward) or not (name or getattr(forward, "__name__", None)):
+            raise ArgumentError(f"mg.primitive decorates a named function (or takes name=...), got "
+                                f"{type(forward).__name__}")
         op_name = name or forward.__name__
         op = UserPrimitive(_checked_forward(forward, op_name), list(vjps), expects, symbol=symbol,
                            symmetric=symmetric, numpy=numpy)
         op.name = op.__name__ = op_name
+        op.definition = forward
         inputs = _input_names(forward, len(vjps), op_name)
         op.vjps = tuple(None if rule is None else _guarded(rule, op_name, i, inputs, op.param_names)
                         for i, rule in enumerate(vjps))
@@ -155,8 +159,9 @@ def _claim(op: UserPrimitive, forward: Callable[..., Any]) -> None:
 
 def _same_definition(op: UserPrimitive, forward: Callable[..., Any]) -> bool:
     # The same code run again (a notebook cell, importlib.reload): same module, same qualified name.
-    old = op.__wrapped__
-    return (old.__module__, old.__qualname__) == (forward.__module__, getattr(forward, "__qualname__", None))
+    def place(f: Any) -> tuple[Any, Any]:
+        return getattr(f, "__module__", None), getattr(f, "__qualname__", None)
+    return place(op.definition) == place(forward)
 
 
 def _user_op_named(name: str, module: str) -> UserPrimitive:
@@ -193,7 +198,7 @@ def _checked_forward(forward: Callable[..., Any], op_name: str) -> Callable[...,
                 f"a {type(out).__name__}"
             raise DTypeError(f"user op {op_name!r}: its forward returned {what}; an op's forward returns a "
                              "float numpy array or numpy scalar (e.g. np.float64(...) for one number)")
-        return out
+        return out[()] if out.ndim == 0 else out    # a 0-d result as a numpy scalar, as numpy's own
     return checked
 
 

@@ -323,3 +323,11 @@ def test_a_forward_that_returns_no_float_array_names_the_op(forward, match, scra
     op = mg.primitive(lambda g, ans, x: g, name="bad_forward")(forward)
     with pytest.raises(DTypeError, match=f"user op 'bad_forward': its forward {match}"):
         op(mg.Value(X))
+
+
+def test_a_0d_result_is_a_numpy_scalar_as_numpy_s_own(scratch):
+    scratch.append("total")
+    total = mg.primitive(lambda g, ans, x: g * np.ones_like(x), name="total")(lambda x: np.asarray(np.sum(x)))
+    out = total(mg.Value(X))
+    assert isinstance(out.data, np.generic) and out.item() == pytest.approx(X.sum())
+    out.backward()
