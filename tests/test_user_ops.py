@@ -3,6 +3,8 @@ the checks of ``microgradx.testing``, and bad definitions or bad rules fail with
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -124,6 +126,20 @@ def test_a_graph_with_a_user_op_pickles_and_differentiates_again():
     assert twin._x._op is softsign
     twin.backward()
     np.testing.assert_allclose(twin._x._x.grad, softsign_grad(X))
+
+
+def test_unpickling_in_a_new_process_imports_the_module_that_defines_the_op(tmp_path):
+    x = mg.Value(X)
+    stored = tmp_path / "graph.pkl"
+    stored.write_bytes(pickle.dumps(softsign(x).sum()))
+    code = ("import json, pickle, sys; out = pickle.loads(open(sys.argv[1], 'rb').read()); out.backward(); "
+            "print(out._x.op, json.dumps(out._x._x.grad.tolist()))")
+    done = subprocess.run([sys.executable, "-c", code, str(stored)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    op, grad = done.stdout.split(" ", 1)
+    assert op == "softsign" and softsign.defined_in == "test_user_ops"
+    np.testing.assert_allclose(json.loads(grad), softsign_grad(X))
 
 
 def test_user_ops_stay_out_of_the_table_of_built_ins():
