@@ -245,7 +245,8 @@ def _checked_gradient(result: Any, g: Any, ans: Any, x: Any, where: str) -> Any:
         if isinstance(g, Value) and g.requires_grad and not isinstance(result, Value):
             raise GradientError(f"backward of {where} returned a plain array where g is a Value, so the "
                                 "gradient cannot be differentiated again; write the rule with microgradx's "
-                                "ops and operators rather than numpy on raw data")
+                                "ops and operators rather than numpy on raw data (g * 0.0 for a zero "
+                                "gradient)")
     elif isinstance(result, Value):
         result = result.data        # Values made inside a rule in an ordinary backward: their data
     _check_shape(np.shape(result), np.shape(data_of(x)), np.shape(data_of(ans)), where)
