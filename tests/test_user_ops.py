@@ -116,8 +116,8 @@ def test_gradcheck_and_gradgradcheck_pass_a_right_rule_and_catch_a_wrong_one():
 
 def test_the_drawing_shows_the_op_by_its_symbol_and_name():
     source = softsign(mg.Value(X)).draw().source
-    assert '"ss"' in source or "label=ss" in source or ">ss<" in source
-    assert "mul_add" in mul_add(mg.Value(X), X).draw().source
+    assert 'label="ss"' in source and "softsign" not in source
+    assert 'label="mul_add"' in mul_add(mg.Value(X), X).draw().source
 
 
 def test_a_graph_with_a_user_op_pickles_and_differentiates_again():
