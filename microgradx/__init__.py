@@ -8,7 +8,7 @@
 6.0
 """
 
-from . import errors, functional, linalg, nn, ops, optim, transforms
+from . import errors, functional, linalg, nn, ops, optim, transforms, user_ops
 from .autodiff import grad, value_and_grad
 from .engine import Value, as_value, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .errors import (
@@ -148,11 +148,13 @@ from .ops import (  # primitives: the op table
 from .ops import mod as remainder
 from .threads import get_num_threads, num_threads, set_num_threads
 from .transforms import elementwise_grad, hessian, hvp, jacobian, jvp, vjp
+from .user_ops import primitive
 from .viz import GraphvizNotFoundError, draw_graph, render_graph
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "user_ops", "primitive",
     "transforms", "jacobian", "hessian", "hvp", "jvp", "vjp", "elementwise_grad",
     "errors", "functional", "linalg", "nn", "ops", "optim", "grad", "value_and_grad", "Value", "as_value",
     "detect_anomaly", "enable_grad", "is_grad_enabled", "no_grad", "AnomalyError", "ArgumentError",

@@ -15,7 +15,13 @@ meaningless)::
     def test_my_op(x):
         gradcheck(my_op, x)
 
-hypothesis is needed only for the strategies (``pip install hypothesis``); ``gradcheck`` needs numpy alone.
+For an op of your own (``mg.primitive``), :func:`check_op` is that whole test in one line::
+
+    def test_my_op():
+        check_op(my_op, low=-3, high=3, avoid=(0.0,))
+
+hypothesis is needed only for the strategies and ``check_op`` (``pip install hypothesis``; it is imported
+when first used); ``gradcheck`` needs numpy alone.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, backprop, data_of, enable_grad
+from .engine import Primitive, Value, backprop, data_of, enable_grad
 from .errors import ArgumentError, MicrogradxError
 
-__all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "numerical_gradient", "shapes",
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck", "numerical_gradient", "check_op", "shapes",
            "broadcastable_shapes", "arrays", "positive_arrays"]
 
 
@@ -201,3 +207,88 @@ def positive_arrays(shape: Any, low: float = 0.5, high: float = 3.0, dtype: Any 
     if low <= 0:
         raise ArgumentError("positive_arrays: low must be > 0")
     return arrays(shape, low=low, high=high, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# A property test in one line
+# --------------------------------------------------------------------------------------------------
+
+def check_op(op: Callable[..., Any], shapes: Any = None, low: float = -3.0, high: float = 3.0,
+             avoid: Sequence[float] = (), order: int = 2, max_examples: int | None = None,
+             params: dict[str, Any] | None = None) -> None:
+    """Property-test an op: on random inputs drawn by hypothesis, its derivatives match finite differences.
+
+    Each example draws one array per input of ``op`` and checks that the op computes the same numbers on
+    arrays and on Values, then ``gradcheck`` and (for ``order=2``) ``gradgradcheck``. Call it inside a
+    test; a failure raises :class:`GradcheckError` (an AssertionError) for the smallest input hypothesis
+    finds, which it adds as a note.
+
+    Args:
+        op: a primitive (``mg.primitive``) or any function of arrays or Values.
+        shapes: the inputs' shapes: one entry per input, each a shape tuple or a strategy of shapes, or
+            a strategy drawing a tuple of shapes. By default small shapes that broadcast together
+            (0-d included), one per input of a primitive.
+        low: the smallest element value.
+        high: the largest element value.
+        avoid: points the elements stay 0.1 away from: kinks and poles, where finite differences
+            measure neither side's derivative.
+        order: 1 to check first derivatives only (rules written with numpy on raw data), 2 for second.
+        max_examples: how many examples to try; the loaded hypothesis profile's number when None.
+        params: keyword parameters passed to every call of ``op`` (``{"axis": 0}``).
+    """
+    st, _ = _hypothesis()
+    from hypothesis import HealthCheck, given, settings
+
+    label = getattr(op, "__name__", "op")
+    draw_shapes = _input_shapes(op, shapes, label)
+    if order not in (1, 2):
+        raise ArgumentError(f"check_op: order must be 1 or 2, got {order!r}")
+
+    def f(*xs: Any) -> Any:
+        return op(*xs, **(params or {}))
+
+    @settings(settings.default, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+              **({"max_examples": max_examples} if max_examples else {}))
+    @given(st.data())
+    def derivatives_match(data: Any) -> None:
+        inputs = [data.draw(arrays(shape, low=low, high=high, avoid=avoid), label=f"input #{i}")
+                  for i, shape in enumerate(data.draw(draw_shapes, label="shapes"))]
+        _same_forward(f, inputs, label)
+        gradcheck(f, *inputs, name=label)
+        if order == 2:
+            gradgradcheck(f, *inputs, name=label)
+
+    derivatives_match()
+
+
+def _input_shapes(op: Callable[..., Any], shapes_: Any, label: str) -> Any:
+    """A strategy drawing one shape per input of ``op``."""
+    st, _ = _hypothesis()
+    if shapes_ is None:
+        if not isinstance(op, Primitive) or op.variadic:
+            raise ArgumentError(f"check_op: {label} is not a primitive with a fixed number of inputs; "
+                                "say how many inputs it takes with shapes=[...], one shape per input")
+        n = len(op.vjps)
+        if None in op.vjps:
+            raise ArgumentError(f"check_op: input #{op.vjps.index(None)} of {label} takes no gradient (its "
+                                "rule is None), and check_op draws every input as floats to differentiate; "
+                                "check the others with gradcheck(lambda a, b: op(mask, a, b), a, b)")
+        return shapes().map(lambda s: (s,)) if n == 1 else broadcastable_shapes(n)
+    if hasattr(shapes_, "example"):             # already a strategy of tuples of shapes
+        return shapes_
+    if not isinstance(shapes_, list | tuple) or not shapes_:
+        raise ArgumentError(f"check_op: shapes= is one shape (or strategy of shapes) per input of {label}, "
+                            f"e.g. [(3,), (2, 3)]; got {shapes_!r}")
+    parts = [st.just(s) if isinstance(s, tuple) else s for s in shapes_]
+    if not all(hasattr(p, "example") for p in parts):
+        raise ArgumentError(f"check_op: each entry of shapes= is a shape tuple or a hypothesis strategy of "
+                            f"shapes, got {shapes_!r} (for one input of shape (3,) write [(3,)])")
+    return st.tuples(*parts)
+
+
+def _same_forward(f: Callable[..., Any], inputs: list, label: str) -> None:
+    plain = np.asarray(data_of(f(*inputs)))
+    recorded = np.asarray(data_of(f(*[Value(x) for x in inputs])))
+    if plain.shape != recorded.shape or not np.allclose(plain, recorded, rtol=1e-12, atol=0, equal_nan=True):
+        raise GradcheckError(f"check_op of {label}: the op gives different results on arrays "
+                             f"(shape {plain.shape}) and on Values (shape {recorded.shape})")

@@ -35,6 +35,7 @@ import numpy as np
 from ._files import atomic_write
 from .engine import TABLE, Value, data_of
 from .errors import ArgumentError, MicrogradxError
+from .user_ops import USER_OPS
 
 if TYPE_CHECKING:
     import graphviz
@@ -58,13 +59,18 @@ class _Html(str):
 
 def op_label(name: str) -> str:
     """How a drawing labels an op: the symbol its table entry gives (``*``), else its name."""
-    op = TABLE.primitives.get(name)
+    op = _entry(name)
     return (op.symbol if op is not None and op.symbol else None) or name
 
 
 def _symmetric(name: str | None) -> bool:
-    op = TABLE.primitives.get(name or "")
+    op = _entry(name or "")
     return op is not None and op.symmetric
+
+
+def _entry(name: str) -> Any:
+    """The built-in or user op of that name, if any."""
+    return TABLE.primitives.get(name) or USER_OPS.get(name)
 
 
 # Look of the drawing.

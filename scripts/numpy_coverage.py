@@ -130,7 +130,7 @@ def markdown() -> str:
     lines += ["", "## Nothing to differentiate", "", "| numpy | why |", "|---|---|"]
     lines += [f"| `np.{n}` | {w} |" for n, w in none]
     lines += ["", "## Not yet", "", "No table entry or composite yet; each would be a new one (see "
-              "[adding an op](adding-an-op.md)): " + ", ".join(f"`np.{n}`" for n in missing) + "."]
+              "[defining an op](defining-an-op.md)): " + ", ".join(f"`np.{n}`" for n in missing) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -28,7 +28,7 @@ def test_gradcheck_catches_a_wrong_first_derivative():
 
 def test_gradgradcheck_catches_a_rule_that_only_works_on_plain_arrays():
     # The first derivative is right, but computed with numpy on raw data, it records no graph: the
-    # second derivative comes out as zero. docs/adding-an-op.md promises this check catches it.
+    # second derivative comes out as zero. docs/defining-an-op.md promises this check catches it.
     numpy_only = _cube(lambda g, ans, x: g * 3 * data_of(x) ** 2)
     assert gradcheck(numpy_only, X)
     with pytest.raises(GradcheckError, match="gradient of cube"):

@@ -6,6 +6,8 @@ class body appears in it, so a new method is type-checked as soon as it is added
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 import microgradx as mg
@@ -59,5 +61,16 @@ def every_draw(v: mg.Value) -> object:
     return v.draw(show_grad=False)
 
 
+@mg.primitive(lambda g, ans, x: g * mg.cos(x), symbol="sin")
+def my_sin(x: np.ndarray) -> Any:
+    """sin(x);  d/dx = g * cos(x)"""
+    return np.sin(x)
+
+
+def a_user_op(v: mg.Value) -> mg.Value:
+    out: mg.Value = my_sin(v) * 2
+    return out
+
+
 x = mg.Value(np.full((2, 2), 0.5))
-print(every_method(x), every_operator(mg.Value(1.5), mg.Value(2.5)))
+print(every_method(x), every_operator(mg.Value(1.5), mg.Value(2.5)), a_user_op(x))
