@@ -385,12 +385,13 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         node._x = args[0]
         node._y = args[1] if len(args) > 1 else _NO_INPUT
         node._more = args[2:]
+        node._raw = tuple(raw)   # the inputs' data as the op saw it: what an ordinary backward's rules get
         node._params = params
     else:                 # nothing to differentiate: a constant, a leaf
         node.requires_grad = False
         node._op = None
         node._x = node._y = _NO_INPUT
-        node._more = ()
+        node._more = node._raw = ()
         node._params = _NO_PARAMS
     return node
 
@@ -511,8 +512,8 @@ class Value:
     # NOTE: an op's inputs are kept in slots (_x, _y, then a tuple _more for the rare third and later
     # ones), not in one tuple per node: a tuple would be a second object per node for CPython's cyclic
     # garbage collector to track (benchmarks/README.md, "Where the time goes").
-    __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params", "_site",
-                 "_seq", "_changed", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_raw", "_params",
+                 "_site", "_seq", "_changed", "__weakref__")
 
     # Numpy hands ``array * value``, ``np.exp(value)``, ``np.mean(value)`` to the methods below, so they
     # record (or raise our error) instead of numpy looping over the Value as an opaque object.
@@ -550,6 +551,7 @@ class Value:
         self._x: Any = _NO_INPUT             # the op's first input (a Value or a constant)
         self._y: Any = _NO_INPUT             # its second input
         self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
+        self._raw: tuple = ()                # the inputs' data, as the op saw it
         self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
         self._site: str | None = None        # where user code made it (anomaly mode only)
         self._seq = next(_made)              # when it was made: inputs are always older than results
@@ -1261,10 +1263,11 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     grads: dict[Value, Any] = {root: seed}
     newest_first = [(-root._seq, root)] if root._op is not None else []
     anomaly = _Mode.anomaly
+    push, pop = heapq.heappush, heapq.heappop
     previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
     try:
         while newest_first:
-            node = heapq.heappop(newest_first)[1]
+            node = pop(newest_first)[1]
             g, op = grads[node], node._op
             if node._changed > node._seq:
                 _refuse_changed(node, node)
@@ -1273,7 +1276,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
             if create_graph:
                 ans, inputs = node, args
             else:
-                ans, inputs = node._data, tuple([a._data if isinstance(a, Value) else a for a in args])
+                ans, inputs = node._data, node._raw
             for i, arg in enumerate(args):
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue      # a constant, or a Value that needs no gradient
@@ -1296,7 +1299,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 else:
                     grads[arg] = gi
                     if arg._op is not None:    # a leaf has no inputs to pass its gradient on to
-                        heapq.heappush(newest_first, (-arg._seq, arg))
+                        push(newest_first, (-arg._seq, arg))
     finally:
         _Mode.grad_enabled = previous_mode
     return grads

@@ -125,7 +125,8 @@ def _power_vjp_exponent(g, ans, a, b):
     if isinstance(a, int | float):   # a Python base: its log as a Python float keeps b's dtype (float32)
         if a == 0:
             return g * where(data_of(b) >= 0, 0.0, ans * -np.inf)
-        return g * ans * math.log(a)
+        with np.errstate(invalid="ignore"):      # a negative base: NaN, as numpy's log (not an error)
+            return g * ans * float(np.log(a))
     zero = (data_of(a) == 0) & (data_of(b) >= 0)
     with np.errstate(divide="ignore"):
         return g * ans * log(where(zero, 1.0, a))
