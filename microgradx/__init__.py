@@ -10,6 +10,7 @@
 
 from . import errors, functional, linalg, nn, ops, optim, transforms
 from .autodiff import grad, value_and_grad
+from .compile import TraceError, compile  # noqa: A004 - mg.compile, as torch.compile
 from .engine import Value, as_value, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .errors import (
     AnomalyError,
@@ -153,6 +154,7 @@ from .viz import GraphvizNotFoundError, draw_graph, render_graph
 __version__ = "0.1.0"
 
 __all__ = [
+    "compile", "TraceError",
     "transforms", "jacobian", "hessian", "hvp", "jvp", "vjp", "elementwise_grad",
     "errors", "functional", "linalg", "nn", "ops", "optim", "grad", "value_and_grad", "Value", "as_value",
     "detect_anomaly", "enable_grad", "is_grad_enabled", "no_grad", "AnomalyError", "ArgumentError",
