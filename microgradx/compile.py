@@ -225,11 +225,15 @@ class _Program:
             if all(type(a) is int for a in args) and all(type(v) is int for v in kwargs.values()):
                 if kwargs:
                     func = _with_keywords(func, tuple(kwargs), len(args))
-                steps.append((func, (*args, *kwargs.values()), out))
+                ins = (*args, *kwargs.values())
             else:
                 flat: list[int] = []
                 shape = _flatten((args, kwargs), flat)
-                steps.append((_rebuilding(func, shape), tuple(flat), out))
+                func, ins = _rebuilding(func, shape), tuple(flat)
+            # itemgetter fetches the operands in C; a slice keeps a single one in a sequence too.
+            fetch = operator.itemgetter(*ins) if len(ins) > 1 else operator.itemgetter(slice(ins[0], ins[0] + 1)
+                                                                                       if ins else slice(0, 0))
+            steps.append((func, fetch, out))
         inputs, result = self.inputs, self.result
 
         def replay(args: tuple, kwargs: dict, leaves: list[Value]) -> Any:
@@ -241,8 +245,8 @@ class _Program:
                     env[s] = leaves[where]
                 else:
                     env[s] = leaves[where]._data
-            for func, ins, out in steps:
-                r = func(*[env[i] for i in ins])
+            for func, fetch, out in steps:
+                r = func(*fetch(env))
                 if out is not None:
                     env[out] = r
             return _rebuild(result, iter([env[i] for i in _flat_of(result)]))
@@ -376,7 +380,7 @@ class _Tracked(np.ndarray):
         return _TRACER.numpy_line(np.reshape, "reshape", (self, shape[0] if len(shape) == 1 else shape), kw)
 
     def astype(self, dtype: Any, **kw: Any) -> Any:
-        return _TRACER.numpy_line(np.ndarray.astype, "astype", (self, dtype), kw)
+        return _TRACER.numpy_line(_astype, "astype", (self, dtype), kw)
 
     def copy(self, order: str = "C") -> Any:
         return _TRACER.numpy_line(np.copy, "copy", (self,), {})
@@ -411,6 +415,10 @@ class _Tracked(np.ndarray):
 
     def __int__(self) -> int:
         raise _refused("int() of an array computed from a Value's data")
+
+
+def _astype(a: Any, dtype: Any, **kw: Any) -> Any:
+    return a.astype(dtype, **kw)      # a method of numpy scalars too, which np.ndarray.astype is not
 
 
 def _getitem(a: Any, index: Any) -> Any:
@@ -703,7 +711,7 @@ class _Tracer:
             self.program.inputs.append(("arg", (*where, "_data"), slot))
             self.name(a, slot)
             return a
-        if isinstance(a, np.ndarray):
+        if isinstance(a, np.ndarray | np.generic):   # a numpy scalar is followed as a 0-d array
             slot = self.program.slot()
             self.program.inputs.append(("arg", where, slot))
             self.name(a, slot)
