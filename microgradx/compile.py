@@ -180,7 +180,8 @@ class _Program:
             return name
 
         for s, value in self.constants.items():
-            if value is None or type(value) in (bool, int, str) or (type(value) is float and np.isfinite(value)):
+            if value is None or type(value) in (bool, int, str) or (
+                    type(value) is float and np.isfinite(value)):
                 names[s] = repr(value)
             else:
                 names[s] = f"c{s}"
@@ -200,12 +201,7 @@ class _Program:
                 else:
                     lines.append(f"t{s} = {expr}")
         def text(r: Any) -> str:
-            if isinstance(r, _Nested):
-                if r.kind is dict:
-                    return "{" + ", ".join(f"{k!r}: {text(v)}" for k, v in r.items.items()) + "}"
-                inner = ", ".join(text(i) for i in r.items)
-                return f"[{inner}]" if r.kind is list else f"({inner}{',' if len(r.items) == 1 else ''})"
-            return names.get(r, f"t{r}")
+            return _text(r, names)
 
         for func, hint, args, kwargs, out in self.steps:
             call = name_of(func, hint) + "(" + ", ".join(
@@ -231,8 +227,10 @@ class _Program:
                 shape = _flatten((args, kwargs), flat)
                 func, ins = _rebuilding(func, shape), tuple(flat)
             # itemgetter fetches the operands in C; a slice keeps a single one in a sequence too.
-            fetch = operator.itemgetter(*ins) if len(ins) > 1 else operator.itemgetter(slice(ins[0], ins[0] + 1)
-                                                                                       if ins else slice(0, 0))
+            if len(ins) > 1:
+                fetch = operator.itemgetter(*ins)
+            else:
+                fetch = operator.itemgetter(slice(ins[0], ins[0] + 1) if ins else slice(0, 0))
             steps.append((func, fetch, out))
         inputs, result = self.inputs, self.result
 
@@ -251,6 +249,16 @@ class _Program:
                     env[out] = r
             return _rebuild(result, iter([env[i] for i in _flat_of(result)]))
         return replay
+
+
+def _text(r: Any, names: dict[int, str]) -> str:
+    """An operand as source: a slot's variable or literal, or a nesting of them."""
+    if isinstance(r, _Nested):
+        if r.kind is dict:
+            return "{" + ", ".join(f"{k!r}: {_text(v, names)}" for k, v in r.items.items()) + "}"
+        inner = ", ".join(_text(i, names) for i in r.items)
+        return f"[{inner}]" if r.kind is list else f"({inner}{',' if len(r.items) == 1 else ''})"
+    return names.get(r, f"t{r}")
 
 
 def _with_keywords(func: Any, keys: tuple[str, ...], n: int) -> Any:
@@ -662,8 +670,8 @@ class _Tracer:
                 if arg._changed > node._seq:
                     engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
-                slot = self.program.step(rule, f"{op.name}_d{i}", (gslot[node], self.slots[id(node)], *arg_refs),
-                                         param_refs)
+                slot = self.program.step(rule, f"{op.name}_d{i}",
+                                         (gslot[node], self.slots[id(node)], *arg_refs), param_refs)
                 shape = arg._data.shape
                 if np.shape(gi) != shape:
                     slot = self.program.step(_unbroadcaster(np.shape(gi), shape), "unbroadcast", (slot,), {})
@@ -686,7 +694,7 @@ class _Tracer:
         self.start = next(engine._made)
         traced_args = [self.argument(a, (i,)) for i, a in enumerate(args)]
         traced_kwargs = {k: self.argument(v, ("kw", k)) for k, v in kwargs.items()}
-        np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
+        np_state, py_state = np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
         patches = self.patches()
         _TRACER, engine._tracer = self, self
         try:
@@ -721,7 +729,8 @@ class _Tracer:
         return a        # a number or other constant: part of the trace's key
 
     def check_outside(self, np_state: Any, py_state: Any) -> None:
-        if not np.array_equal(np.random.get_state()[1], np_state) or random.getstate() != py_state:
+        drawn = not np.array_equal(np.random.get_state()[1], np_state)  # noqa: NPY002 - the global one
+        if drawn or random.getstate() != py_state:
             raise TraceError("compile: the function drew random numbers from numpy's or Python's global "
                              "generator; a replay would reuse the same draws. Draw them outside and pass "
                              "them in as an argument")

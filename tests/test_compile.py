@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_programs import programs
 from hypothesis import given, settings
 
 import microgradx as mg
-from microgradx import compile as compile_module
+
+from fuzz_programs import programs
+
+compile_module = sys.modules["microgradx.compile"]   # mg.compile is the function, not the module
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -115,7 +117,8 @@ def test_masks_are_recomputed_on_replay(name):
 
 
 def test_where_condition_from_an_input_array_is_recomputed():
-    f = mg.value_and_grad(lambda x, t: mg.where(np.asarray(t) == 1, x, 2 * x).sum())
+    # numpy on an array argument is followed (np.asarray(t), which makes a plain array, is not: docs)
+    f = mg.value_and_grad(lambda x, t: mg.where((t == 1) & ~(t > 1), x, 2 * x).sum())
     compiled = mg.compile(f)
     x = np.arange(4.0)
     for t in ([1, 0, 1, 0], [0, 0, 1, 1]):
@@ -294,8 +297,14 @@ def test_anomaly_mode_runs_eagerly():
 # --------------------------------------------------------------------------------------------------
 
 def test_no_reference_cycles_and_the_trace_does_not_keep_parameters_alive():
-    w = mg.Value(np.ones((3, 1)))
-    compiled = mg.compile(linear_step(w, mg.Value(np.zeros(1))))
+    model = {"w": mg.Value(np.ones((3, 1))), "b": mg.Value(np.zeros(1))}
+
+    def step(x, y):
+        loss = mg.losses.mnist_loss(x @ model["w"] + model["b"], y)
+        loss.backward()
+        return loss
+
+    compiled = mg.compile(step)
     x, y = np.ones((4, 3)), np.ones((4, 1))
     gc.collect()
     gc.disable()
@@ -305,11 +314,13 @@ def test_no_reference_cycles_and_the_trace_does_not_keep_parameters_alive():
         assert gc.collect() == 0
     finally:
         gc.enable()
-    ref = weakref.ref(w)
-    del w
-    gc.collect()
+    ref = weakref.ref(model["w"])
+    model["w"] = mg.Value(np.ones((3, 1)))       # a new parameter: the trace must not replay the old one
     assert ref() is None
-    assert compiled.traces[next(iter(compiled.traces))].live_leaves() is None
+    trace = compiled.traces[next(iter(compiled.traces))]
+    assert trace.live_leaves() is None
+    compiled(x, y)
+    assert model["w"].grad.any()
 
 
 def test_memory_stays_flat_over_ten_thousand_replays():
@@ -320,13 +331,15 @@ def test_memory_stays_flat_over_ten_thousand_replays():
         compiled(x, y)
     tracemalloc.start()
     try:
+        for _ in range(1_000):                   # numpy's and tracemalloc's own first allocations
+            compiled(x, y)
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(10_000):
             compiled(x, y)
         after = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert after - before < 20_000
+    assert after - before < 200_000    # numpy's caches come and go; one object leaked per call is 560 KB
 
 
 def test_the_trace_holds_no_array_of_the_traced_call():
@@ -365,8 +378,8 @@ def _curve(model, loss_fn, batches, lr, compiled):
                          ids=["chapter's linear model", "mlp"])
 def test_training_curves_match_eager(make):
     rng = np.random.default_rng(1)
-    batches = [(rng.normal(size=(16, 20)).astype(np.float32),
-                (rng.random((16, 1)) > 0.5).astype(np.float32)) for _ in range(30)]
+    xs = [rng.normal(size=(16, 20)).astype(np.float32) for _ in range(30)]
+    batches = [(x, (x[:, :1] + x[:, 1:2] > 0).astype(np.float32)) for x in xs]    # learnable
     eager = _curve(make(), mg.losses.mnist_loss, batches, 1.0, compiled=False)
     compiled = _curve(make(), mg.losses.mnist_loss, batches, 1.0, compiled=True)
     np.testing.assert_allclose(compiled, eager, rtol=1e-6)
