@@ -110,7 +110,8 @@ def test_value_backward_is_documented(site):
     assert 'id="microgradx.engine.Value.backward"' in text
 
 
-@pytest.mark.parametrize("name", ["quickstart.md", "concepts.md", "from-pytorch.md", "transforms.md"])
+@pytest.mark.parametrize("name", ["quickstart.md", "concepts.md", "from-pytorch.md", "transforms.md",
+                                  "compile.md"])
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")   # concepts' anomaly-mode example
 def test_the_examples_run(name, capsys):
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S)
