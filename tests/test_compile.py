@@ -58,7 +58,12 @@ def test_random_program_backward_compiled_matches_eager(program):
             for leaf, a in zip(leaves, program.inputs, strict=True):
                 leaf.data = a * scale
                 leaf.zero_grad()
-            expected = step()
+            try:
+                expected = step()
+            except ValueError:      # eager refuses this data (math.log of a negative scalar base)
+                with pytest.raises(ValueError):
+                    compiled()
+                continue
             eager_grads = [leaf.grad.copy() for leaf in leaves]
             for leaf in leaves:
                 leaf.zero_grad()
