@@ -92,6 +92,9 @@ def bench_mnist(model: str, s: Settings, data: tuple[np.ndarray, np.ndarray, str
             continue
         run = w.epoch(trainer, params0, w.batches(x, y, BATCH, seed=0), LR[model])
         cases.append(Case(cls.name, run, memory=True, traced=cls is not w.TorchTrainer))
+    xb, yb = x[:BATCH], y[:BATCH]
+    cases.append(Case("microgradx compiled: the trace alone", lambda: w.CompiledTrainer(model, params0).step(
+        xb, yb, LR[model]), note="one batch traced (runs eagerly, written down); the row above replays"))
     loader = w.batches(x, y, BATCH, seed=0)
     cases.append(Case("shuffled batches alone", lambda: sum(1 for _ in loader()), memory=True,
                       note="the data loader's share of every row above"))
@@ -242,6 +245,13 @@ def targets(rows: list[Row]) -> list[list[str]]:
     r = speedup("1 linear epoch", "microgradx", "numpy floor")
     add("linear epoch: microgradx time / numpy floor time", r, "<= 1.3x", r is not None and r <= 1.3,
         "floor 5.0 ms, PyTorch 11 ms, HIPS 19 ms")
+    for model, label in (("linear", "1 linear"), ("mlp", "2 mlp 784-30-1")):
+        r = speedup(f"{label} epoch", "microgradx compiled", "numpy floor")
+        add(f"{model} epoch: microgradx compiled time / numpy floor time", r, "<= 1.1x",
+            r is not None and r <= 1.1, "issue 13: mg.compile")
+    r = speedup("3 moons step", "micrograd", "microgradx scalar compiled")
+    add("moons step: micrograd time / microgradx scalar compiled time", r, ">= 10x",
+        r is not None and r >= 10, "issue 13: mg.compile")
     r = speedup("3 moons step", "micrograd", "microgradx scalar")
     add("moons step: micrograd time / microgradx scalar time", r, ">= 4x", r is not None and r >= 4,
         "micrograd 1.1 s/step")

@@ -284,6 +284,35 @@ class MicrogradxTrainer:
             p.zero_grad()
 
 
+class CompiledTrainer(MicrogradxTrainer):
+    """MicrogradxTrainer's step, forward and backward, traced once per batch shape by mg.compile and
+    replayed; the SGD update stays outside, reading the gradients the replay leaves on the weights."""
+
+    name = "microgradx compiled"
+
+    def __init__(self, model: str, params: list[np.ndarray]) -> None:
+        super().__init__(model, params)
+
+        def forward_backward(xb: np.ndarray, yb: np.ndarray) -> Any:
+            loss = self._loss(xb, yb)
+            loss.backward()
+            return loss
+        self.compiled = mg.compile(forward_backward)
+
+    def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        loss = self.compiled(xb, yb)
+        grads = [p.grad for p in self.params]
+        for p in self.params:
+            p.zero_grad()
+        return float(loss.data), grads
+
+    def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> None:
+        self.compiled(xb, yb)
+        for p in self.params:
+            p.data -= lr * p.grad
+            p.zero_grad()
+
+
 class NnTrainer:
     """microgradx as its users write the loop: nn.Linear or nn.MLP, nn.functional.mnist_loss, optim.SGD."""
 
@@ -421,7 +450,7 @@ def epoch(trainer: Any, params0: list[np.ndarray], loader: Callable[[], Iterator
     return run
 
 
-MNIST_TRAINERS = [FloorTrainer, MicrogradxTrainer, NnTrainer, TorchTrainer, AutogradTrainer]
+MNIST_TRAINERS = [FloorTrainer, MicrogradxTrainer, CompiledTrainer, NnTrainer, TorchTrainer, AutogradTrainer]
 TRAINER_PEER = {TorchTrainer: "torch", AutogradTrainer: "autograd"}
 
 
@@ -586,6 +615,35 @@ class MoonsMicrogradxScalar:
             p.zero_grad()
 
 
+class MoonsMicrogradxScalarCompiled(MoonsMicrogradxScalar):
+    """The scalar demo's forward and backward traced once by mg.compile, then replayed every step."""
+
+    name = "microgradx scalar compiled"
+
+    def __init__(self, params: list[np.ndarray], X: np.ndarray, y: np.ndarray) -> None:
+        super().__init__(params, X, y)
+
+        def forward_backward() -> Any:
+            loss = self._loss()
+            loss.backward()
+            return loss
+        self.compiled = mg.compile(forward_backward)
+
+    def loss_and_grads(self) -> tuple[float, list[np.ndarray]]:
+        loss = self.compiled()
+        grads = _neurons_to_matrices(self.model.layers)
+        for p in self.model.parameters():
+            p.zero_grad()
+        return float(loss.data), grads
+
+    def step(self, lr: float) -> None:
+        self.compiled()
+        params = self.model.parameters()
+        _sgd_scalars(params, lr)
+        for p in params:
+            p.zero_grad()
+
+
 class MoonsMicrograd:
     """karpathy's micrograd: its own nn.MLP, weights overwritten with moons_init's; the demo's step."""
 
@@ -677,6 +735,7 @@ def _autograd_svm_loss(params: list[Any], X: np.ndarray, y: np.ndarray) -> Any:
 
 
 MOONS_VERSIONS = [MoonsFloor, MoonsMicrogradxTensor, MoonsTorch, MoonsAutograd, MoonsMicrogradxScalar,
+                  MoonsMicrogradxScalarCompiled,
                   MoonsMicrograd]
 MOONS_PEER = {MoonsTorch: "torch", MoonsAutograd: "autograd", MoonsMicrograd: "micrograd"}
 

@@ -10,6 +10,7 @@
 
 from . import errors, functional, linalg, nn, ops, optim, transforms, user_ops
 from .autodiff import grad, value_and_grad
+from .compile import TraceError, compile  # noqa: A004 - mg.compile, as torch.compile
 from .engine import Value, as_value, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .errors import (
     AnomalyError,
@@ -155,6 +156,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "user_ops", "primitive",
+    "compile", "TraceError",
     "transforms", "jacobian", "hessian", "hvp", "jvp", "vjp", "elementwise_grad",
     "errors", "functional", "linalg", "nn", "ops", "optim", "grad", "value_and_grad", "Value", "as_value",
     "detect_anomaly", "enable_grad", "is_grad_enabled", "no_grad", "AnomalyError", "ArgumentError",

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -162,6 +162,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help=f"folder for the checkpoint, curves.png and metrics.json (default: {DEFAULT_OUT})")
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose checkpoint is in --out, up to --epochs in total")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run every step eagerly instead of replaying a trace of it (mg.compile): slower, "
+                        "the same results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -192,10 +195,12 @@ def _train(args: argparse.Namespace) -> int:
             raise CheckpointError(f"{path}: no checkpoint to resume (train without --resume first)")
         trainer = Trainer.resume(path, dataset, epochs=args.epochs)
         _check_same_settings(path, trainer.config, args)
+        trainer.config = replace(trainer.config, compile=not args.no_compile)
     else:
         model = args.model or "linear"
         trainer = Trainer(TrainConfig.for_model(model, epochs=args.epochs, lr=args.lr,
-                                                batch_size=args.batch_size, seed=args.seed), dataset)
+                                                batch_size=args.batch_size, seed=args.seed,
+                                                compile=not args.no_compile), dataset)
         if path.exists():
             print(f"note: starting afresh; {path} from an earlier run will be replaced (--resume continues "
                   "it instead)", file=sys.stderr)
@@ -347,6 +352,9 @@ def _lr_find_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="decides the initial weights and the batches (0)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"folder for lr_find.png ({DEFAULT_OUT})")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run every step eagerly instead of replaying a trace of it (mg.compile): slower, "
+                        "the same results")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -365,7 +373,7 @@ def _lr_find(args: argparse.Namespace) -> int:
           f"{args.steps} steps of batch {args.batch_size} at each rate, on the same batches")
     with _progress(len(lrs) * args.steps, "lr-find", args.quiet) as bar:
         result = lr_find(dataset, args.model, lrs=lrs, steps=args.steps, batch_size=args.batch_size,
-                         seed=args.seed, on_step=lambda: bar.update())
+                         seed=args.seed, on_step=lambda: bar.update(), compile=not args.no_compile)
     print(f"{'lr':>10}  {'valid loss':>10}")
     print(f"{'(start)':>10}  {result.initial_loss:>10.4f}")
     lo, hi = result.suggested or (np.inf, np.inf)

@@ -249,6 +249,9 @@ class _NoInput:
 _NO_INPUT = _NoInput()
 _made = itertools.count()   # numbers every Value as it is made, and every in-place change of one
 _NO_PARAMS: dict = {}       # shared by every node made without parameters; never written to
+#: The tracer of mg.compile while it records a call (compile.py), else None: record() and backprop() hand
+#: their work to it. One global check per op when no trace runs.
+_tracer: Any = None
 
 
 class Primitive:
@@ -317,8 +320,6 @@ class Primitive:
         if any(isinstance(a, list | tuple) and _holds_values(a) for a in args):
             args = tuple(_stacked(a) if isinstance(a, list | tuple) and _holds_values(a) else a for a in args)
             return record(self, args, params)
-        if not any(isinstance(a, Value) for a in args):
-            return self.forward(list(args), **params) if self.variadic else self.forward(*args, **params)
         return record(self, self._converted(args), params, converted=True)
 
     def _converted(self, args: tuple) -> tuple:
@@ -350,16 +351,24 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
     """The one recording path: run ``op`` on ``args`` and, when a Value among them needs a gradient and
     grad mode is on, return the result as a new graph node. Every operator, method and module function
     comes here; with no Value among the inputs it is plain numpy (the path rules take in backward)."""
+    if _tracer is not None:    # mg.compile is tracing (compile.py): it runs the op and writes it down
+        return _tracer.record(op, args, params, converted)
     raw = []
     needs_grad = None        # None until a Value is seen among the inputs
+    to_convert = False       # a list, or a boolean or integer array: made float if the op records
     for a in args:
         if isinstance(a, Value):
             raw.append(a._data)
             needs_grad = needs_grad or a.requires_grad
         elif isinstance(a, _NUMBERS) or (isinstance(a, _ARRAYS) and a.dtype.kind == "f") or converted:
             raw.append(a)
+        elif isinstance(a, list | tuple) and _holds_values(a):
+            return op._call_converted(args, params)    # Values inside a list: stacked
         else:
-            return op._call_converted(args, params)    # a list, or a boolean or integer array
+            to_convert = True
+            raw.append(a)
+    if to_convert and needs_grad is not None:
+        return op._call_converted(args, params)
     if needs_grad is None:
         # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
         return op.forward(raw, **params) if op.variadic else op.forward(*raw, **params)
@@ -1259,6 +1268,8 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     # is a reverse topological order: by the time a node is taken, every node that uses it is newer and
     # has already sent it its share of the gradient. A heap of the interior nodes holding a gradient
     # gives that order, with no pass over the graph beforehand and no recursion.
+    if _tracer is not None:    # mg.compile is tracing (compile.py): it runs the pass, writing each rule call
+        return _tracer.backprop(root, seed, create_graph, targets)  # type: ignore[no-any-return]
     relevant = _leading_to(targets, _reachable(root)) if targets is not None else None
     grads: dict[Value, Any] = {root: seed}
     newest_first = [(-root._seq, root)] if root._op is not None else []

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
+from .compile import compile as compile_step
 from .data import DataLoader, MnistData, to_features, to_targets
 from .engine import data_of, no_grad
 from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedError
@@ -41,7 +42,7 @@ __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
     "LrFindResult",
     "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
-    "lr_find", "plot_history", "plot_lr_find", "write_json",
+    "lr_find", "batch_step", "plot_history", "plot_lr_find", "write_json",
 ]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -208,6 +209,7 @@ class TrainConfig:
     lr: float = 1.0
     batch_size: int = 256
     seed: int = 0
+    compile: bool = True    # each batch's step replayed by mg.compile: the same numbers, faster
 
     def __post_init__(self) -> None:
         _spec(self.model)
@@ -223,13 +225,14 @@ class TrainConfig:
 
     @classmethod
     def for_model(cls, model: str = "linear", *, epochs: int | None = None, lr: float | None = None,
-                  batch_size: int | None = None, seed: int | None = None) -> TrainConfig:
+                  batch_size: int | None = None, seed: int | None = None,
+                  compile: bool = True) -> TrainConfig:  # noqa: A002 - the setting's name
         """The chapter's settings for ``model``, with any of them overridden (None keeps the default)."""
         spec = _spec(model)
         return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
                    lr=spec.lr if lr is None else lr,
                    batch_size=256 if batch_size is None else batch_size,
-                   seed=0 if seed is None else seed)
+                   seed=0 if seed is None else seed, compile=compile)
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,15 @@ class Trainer:
         self.loader = DataLoader(dataset.x_train, dataset.y_train, config.batch_size, shuffle=True,
                                  seed=shuffle_seed)
         self.history: list[EpochStats] = []
+        self._step: tuple[bool, Callable[[Any, Any], Any]] | None = None
+
+    @property
+    def step(self) -> Callable[[Any, Any], Any]:
+        """The per-batch step, ``step(xb, yb) -> loss`` with the gradients left on the weights: compiled
+        unless ``config.compile`` is False (made once per setting, so its traces are kept)."""
+        if self._step is None or self._step[0] != self.config.compile:
+            self._step = (self.config.compile, batch_step(self.model, self.config.compile))
+        return self._step[1]
 
     @property
     def epoch(self) -> int:
@@ -306,10 +318,10 @@ class Trainer:
         # numpy's overflow warnings would only say the same as the check below, less clearly.
         work = max(self.config.batch_size, len(self.dataset.x_valid))
         with np.errstate(over="ignore", invalid="ignore"), threads_for(_matmul_work(model, work)):
+            step = self.step
             for xb, yb in self.loader:
-                loss = mnist_loss(model(xb), yb)
                 opt.zero_grad()
-                loss.backward()
+                loss = step(xb, yb)
                 opt.step()
                 total += float(loss.data) * len(xb)
                 count += len(xb)
@@ -365,6 +377,16 @@ class Trainer:
         return self.history
 
 
+def batch_step(model: Module, compiled: bool = True) -> Callable[[Any, Any], Any]:
+    """One batch's loss, its gradients left on the weights (``backward()``); with ``compiled``, traced
+    once per batch shape by :func:`microgradx.compile` and replayed after."""
+    def step(xb: Any, yb: Any) -> Any:
+        loss = mnist_loss(model(xb), yb)
+        loss.backward()
+        return loss
+    return compile_step(step) if compiled else step
+
+
 def _config_of(checkpoint: ckpt.Checkpoint, spec: ModelSpec) -> TrainConfig:
     saved = checkpoint.extra.get("config")
     try:
@@ -418,7 +440,8 @@ class LrFindResult:
 
 
 def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | None = None, steps: int = 100,
-            batch_size: int = 256, seed: int = 0, on_step: Callable[[], None] | None = None) -> LrFindResult:
+            batch_size: int = 256, seed: int = 0, on_step: Callable[[], None] | None = None,
+            compile: bool = True) -> LrFindResult:  # noqa: A002 - TrainConfig's name
     """Train a fresh copy of the same seeded model for ``steps`` batches at each rate in ``lrs``.
 
     Every rate starts from the same initial weights and sees the same batches, so the rates differ in the
@@ -443,16 +466,16 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
 
     losses = []
     for lr in lrs:
-        trainer = Trainer(TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed), dataset)
+        trainer = Trainer(TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed,
+                                                compile=compile), dataset)
         done = 0
         # numpy warnings (overflow in exp) are expected at the rates too large to work: they show as
         # non-finite losses in the result, not as noise on the terminal.
         with np.errstate(all="ignore"), threads_for(_matmul_work(trainer.model, batch_size)):
             while done < steps:
                 for xb, yb in trainer.loader:
-                    loss = mnist_loss(trainer.model(xb), yb)
                     trainer.optimizer.zero_grad()
-                    loss.backward()
+                    trainer.step(xb, yb)
                     trainer.optimizer.step()
                     done += 1
                     if on_step is not None:

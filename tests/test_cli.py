@@ -65,7 +65,8 @@ def test_train_prints_the_baseline_and_the_table_and_writes_its_files(tmp_path, 
     assert (out_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     import json
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    assert metrics["config"] == {"model": "linear", "epochs": 3, "lr": 1.0, "batch_size": 256, "seed": 0}
+    assert metrics["config"] == {"model": "linear", "epochs": 3, "lr": 1.0, "batch_size": 256, "seed": 0,
+                                 "compile": True}
     assert metrics["final"]["valid_accuracy"] == pytest.approx(float(table[-1].split()[-1]), abs=5e-5)
     assert ckpt.load_checkpoint(out_dir / CKPT).epoch == 3
     # Training afresh into the same folder says that it replaces the earlier run's checkpoint.
@@ -575,3 +576,13 @@ def test_every_command_runs_with_the_network_switched_off(tmp_path, capsys, monk
     Image.fromarray(load_mnist_3_7().valid_images[0]).save(digit)
     code, printed, _ = run(capsys, "predict", "--weights", out / CKPT, digit)
     assert code == 0 and re.search(r"digit\.png: [37] \(p=", printed)
+
+
+def test_no_compile_trains_eagerly_to_the_same_table(tmp_path, capsys):
+    tables = []
+    for extra in ([], ["--no-compile"]):
+        code, out, err = run(capsys, "train", "--model", "mlp", "--epochs", "2", "--out",
+                             tmp_path / f"run{len(extra)}", *extra)
+        assert code == 0, err
+        tables.append([row.split()[:4] for row in _table(out)[1:]])
+    assert tables[0] == tables[1]

@@ -1,0 +1,417 @@
+"""mg.compile: a traced step replays what eager mode computes, recomputes its masks, and refuses what it
+cannot replay (control flow on values, random draws, in-place changes inside the function)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import microgradx as mg
+
+from fuzz_programs import programs
+
+compile_module = sys.modules["microgradx.compile"]   # mg.compile is the function, not the module
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+THIS_FILE = Path(__file__).name
+
+
+def eager_and_compiled(fn):
+    return fn, mg.compile(fn)
+
+
+def assert_same(a, b):
+    np.testing.assert_allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12,
+                               atol=1e-12, equal_nan=True)
+
+
+def leaf_step(program, leaves):
+    def step():
+        out = program(*leaves).sum()
+        out.backward()
+        return out
+    return step
+
+
+# --------------------------------------------------------------------------------------------------
+# Random programs: compiled against eager, on the traced data and on new data
+# --------------------------------------------------------------------------------------------------
+
+@settings(max_examples=25)
+@given(programs())
+def test_random_program_backward_compiled_matches_eager(program):
+    leaves = [mg.Value(a) for a in program.inputs]
+    step = leaf_step(program, leaves)
+    compiled = mg.compile(step)
+    # The same data (the trace), then other data of the same shapes (replays): signs flipped and
+    # stretched, so relu's, abs's, clip's and max's masks differ from the traced ones.
+    with np.errstate(all="ignore"):
+        for scale in (1.0, -1.0, 1.7, -0.3):
+            for leaf, a in zip(leaves, program.inputs, strict=True):
+                leaf.data = a * scale
+                leaf.zero_grad()
+            try:
+                expected = step()
+            except ValueError:      # eager refuses this data (math.log of a negative scalar base)
+                with pytest.raises(ValueError):
+                    compiled()
+                continue
+            eager_grads = [leaf.grad.copy() for leaf in leaves]
+            for leaf in leaves:
+                leaf.zero_grad()
+            got = compiled()
+            assert_same(got.data, expected.data)
+            for leaf, g in zip(leaves, eager_grads, strict=True):
+                assert_same(leaf.grad, g)
+    assert len(compiled.traces) == 1
+
+
+@settings(max_examples=25)
+@given(programs())
+def test_random_program_value_and_grad_compiled_matches_eager(program):
+    argnums = tuple(range(len(program.inputs)))
+    eager = mg.value_and_grad(lambda *xs: program(*xs).sum(), argnums=argnums)
+    compiled = mg.compile(eager)
+    with np.errstate(all="ignore"):
+        for scale in (1.0, -1.0, 2.0):
+            inputs = [a * scale for a in program.inputs]
+            value, grads = eager(*inputs)
+            got_value, got_grads = compiled(*inputs)
+            assert_same(got_value, value)
+            for g, h in zip(got_grads, grads, strict=True):
+                assert_same(g, h)
+                assert isinstance(g, np.ndarray | np.generic)
+
+
+# --------------------------------------------------------------------------------------------------
+# Masks are recomputed on replay
+# --------------------------------------------------------------------------------------------------
+
+MASKED = {
+    "relu": lambda x: x.relu().sum(),
+    "abs": lambda x: abs(x).sum(),
+    "clip": lambda x: x.clip(-0.5, 0.5).sum(),
+    "max ties": lambda x: x.max() * 2,
+    "maximum": lambda x: mg.maximum(x, 0.2).sum(),
+    "where from a comparison": lambda x: mg.where(x > 0, x * 3, -x).sum(),
+    "leaky_relu": lambda x: mg.nn.functional.leaky_relu(x, 0.1).sum(),
+    "softplus": lambda x: mg.softplus(x).sum(),
+    "mnist_loss": lambda x: mg.losses.mnist_loss(x, np.array([1.0, 0.0, 1.0, 0.0])),
+}
+
+
+@pytest.mark.parametrize("name", MASKED)
+def test_masks_are_recomputed_on_replay(name):
+    f = mg.value_and_grad(MASKED[name])
+    compiled = mg.compile(f)
+    for x in ([1.0, -2.0, 0.3, -0.1], [-1.0, 2.0, -0.3, 0.1], [0.7, 0.7, -3.0, 0.7]):
+        x = np.array(x)
+        value, grad = f(x)
+        got_value, got_grad = compiled(x)
+        assert_same(got_value, value)
+        assert_same(got_grad, grad)
+    assert len(compiled.traces) == 1
+
+
+def test_where_condition_from_an_input_array_is_recomputed():
+    # numpy on an array argument is followed (np.asarray(t), which makes a plain array, is not: docs)
+    f = mg.value_and_grad(lambda x, t: mg.where((t == 1) & ~(t > 1), x, 2 * x).sum())
+    compiled = mg.compile(f)
+    x = np.arange(4.0)
+    for t in ([1, 0, 1, 0], [0, 0, 1, 1]):
+        t = np.array(t, dtype=float)
+        assert_same(compiled(x, t)[1], f(x, t)[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Leaves, shapes, the cache, the decorator
+# --------------------------------------------------------------------------------------------------
+
+def linear_step(w, b):
+    def step(x, y):
+        loss = mg.losses.mnist_loss(x @ w + b, y)
+        loss.backward()
+        return loss
+    return step
+
+
+def test_leaves_are_read_afresh_whether_rebound_or_edited_in_place():
+    rng = np.random.default_rng(0)
+    w, b = mg.Value(rng.normal(size=(5, 1))), mg.Value(np.zeros(1))
+    step = linear_step(w, b)
+    compiled = mg.compile(step)
+    x, y = rng.normal(size=(8, 5)), (rng.random((8, 1)) > 0.5).astype(float)
+    for i in range(4):
+        for p in (w, b):
+            p.zero_grad()
+        expected = float(step(x, y).data)
+        grads = [w.grad.copy(), b.grad.copy()]
+        for p in (w, b):
+            p.zero_grad()
+        assert float(compiled(x, y).data) == pytest.approx(expected, rel=1e-12)
+        assert_same(w.grad, grads[0])
+        assert_same(b.grad, grads[1])
+        with mg.no_grad():
+            if i % 2:
+                w.data = w.data - 0.5 * w.grad         # rebound
+            else:
+                w.data[...] -= 0.5 * w.grad            # edited in place
+            b.data = b.data - 0.5 * b.grad
+
+
+def test_backward_accumulates_into_leaf_gradients_as_eager():
+    w = mg.Value(np.array([1.0, -2.0]))
+    compiled = mg.compile(lambda x: (w * x).relu().sum().backward())
+    compiled(np.array([1.0, 1.0]))
+    compiled(np.array([1.0, 1.0]))
+    assert_same(w.grad, [2.0, 0.0])
+
+
+def test_a_new_shape_or_dtype_traces_again_and_the_cache_is_bounded():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return (mg.Value(x) * 2).sum()
+
+    compiled = mg.compile(cache_size=2)(f)
+    compiled(np.ones(3))
+    compiled(np.ones(3))
+    assert len(calls) == 1
+    assert float(compiled(np.ones(4)).data) == 8.0
+    compiled(np.ones(4, dtype=np.float32))
+    assert len(calls) == 3
+    assert len(compiled.traces) == 2
+    compiled(np.ones(3))                        # pushed out of the cache: traced again
+    assert len(calls) == 4
+
+
+def test_decorator_forms():
+    @mg.compile
+    def f(x):
+        return (mg.Value(x) ** 2).sum()
+
+    @mg.compile()
+    def g(x):
+        return (mg.Value(x) ** 2).sum()
+
+    assert float(f(np.arange(3.0)).data) == float(g(np.arange(3.0)).data) == 5.0
+    assert f.__name__ == "f"
+
+
+def test_program_is_readable():
+    w = mg.Value(np.ones((3, 1)))
+    compiled = mg.compile(linear_step(w, mg.Value(np.zeros(1))))
+    with pytest.raises(mg.TraceError, match="not been called"):
+        _ = compiled.program
+    compiled(np.ones((2, 3)), np.ones((2, 1)))
+    program = compiled.program
+    assert program.startswith("def replay(args, kwargs, leaves):")
+    for line in ("matmul(", "sigmoid(", "sigmoid_d0(", "matmul_d1(", "_store_leaf(leaves[0]"):
+        assert line in program
+
+
+def test_large_programs_run_through_the_loop_and_agree(monkeypatch):
+    monkeypatch.setattr(compile_module, "_CODE_LIMIT", 0)
+    f = mg.value_and_grad(lambda x: mg.where(x > 0, x, x * x).sum() + mg.stack([x[0], x[1]]).sum())
+    compiled = mg.compile(f)
+    for x in (np.array([1.0, -2.0, 3.0]), np.array([-1.0, 2.0, -3.0])):
+        assert_same(compiled(x)[1], f(x)[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# Guards: what cannot be replayed is refused, naming the user's line
+# --------------------------------------------------------------------------------------------------
+
+REFUSED = {
+    "float": lambda v: float(v.sum()),
+    "bool": lambda v: v.sum() if v.sum() else v,
+    "item": lambda v: v.sum().item(),
+    "data": lambda v: v.data * 2,
+    "numpy": lambda v: v.numpy(),
+    "asarray": lambda v: np.asarray(v),
+    "if on a mask": lambda v: v if (v > 0).any() else -v,
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_control_flow_on_values_is_refused_with_the_users_line(name):
+    compiled = mg.compile(lambda x: REFUSED[name](mg.Value(x) * 1.0))
+    with pytest.raises(mg.TraceError, match=THIS_FILE):
+        compiled(np.arange(3.0))
+    # The patches are undone: eager code works again.
+    assert float(mg.Value(2.0)) == 2.0
+
+
+def test_reading_grad_inside_the_function_is_refused():
+    w = mg.Value(np.ones(2))
+
+    def step(x):
+        (w * x).sum().backward()
+        return w.grad * 2
+
+    with pytest.raises(mg.TraceError, match=r"\.grad"):
+        mg.compile(step)(np.ones(2))
+
+
+def test_random_draws_inside_are_refused():
+    compiled = mg.compile(lambda x: (mg.Value(x) * np.random.rand()).sum())  # noqa: NPY002
+    with pytest.raises(mg.TraceError, match="random"):
+        compiled(np.ones(2))
+
+
+def test_an_optimizer_step_inside_is_refused():
+    w = mg.Value(np.ones(2))
+    opt = mg.optim.SGD([w], lr=0.1)
+
+    def step(x):
+        (w * x).sum().backward()
+        opt.step()
+
+    with pytest.raises(mg.TraceError, match="in place"):
+        mg.compile(step)(np.ones(2))
+
+
+def test_a_differentiable_backward_is_refused():
+    w = mg.Value(np.ones(2))
+
+    def step(x):
+        (w * x).sum().backward(create_graph=True)
+
+    with pytest.raises(mg.TraceError, match="create_graph"):
+        mg.compile(step)(np.ones(2))
+
+
+def test_anomaly_mode_runs_eagerly():
+    compiled = mg.compile(lambda x: mg.Value(x).log().sum())
+    with mg.detect_anomaly(), pytest.raises(mg.AnomalyError):
+        compiled(np.array([-1.0]))
+    assert not compiled.traces
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------------
+
+def test_no_reference_cycles_and_the_trace_does_not_keep_parameters_alive():
+    model = {"w": mg.Value(np.ones((3, 1))), "b": mg.Value(np.zeros(1))}
+
+    def step(x, y):
+        loss = mg.losses.mnist_loss(x @ model["w"] + model["b"], y)
+        loss.backward()
+        return loss
+
+    compiled = mg.compile(step)
+    x, y = np.ones((4, 3)), np.ones((4, 1))
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            compiled(x, y)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    ref = weakref.ref(model["w"])
+    model["w"] = mg.Value(np.ones((3, 1)))       # a new parameter: the trace must not replay the old one
+    assert ref() is None
+    trace = compiled.traces[next(iter(compiled.traces))]
+    assert trace.live_leaves() is None
+    compiled(x, y)
+    assert model["w"].grad.any()
+
+
+def test_memory_stays_flat_over_ten_thousand_replays():
+    w = mg.Value(np.ones((3, 1)))
+    compiled = mg.compile(linear_step(w, mg.Value(np.zeros(1))))
+    x, y = np.ones((4, 3)), np.ones((4, 1))
+    for _ in range(100):
+        compiled(x, y)
+    tracemalloc.start()
+    try:
+        for _ in range(1_000):                   # numpy's and tracemalloc's own first allocations
+            compiled(x, y)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10_000):
+            compiled(x, y)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert after - before < 200_000    # numpy's caches come and go; one object leaked per call is 560 KB
+
+
+def test_the_trace_holds_no_array_of_the_traced_call():
+    big = np.ones((500, 500))
+    w = mg.Value(np.ones(500))
+    compiled = mg.compile(lambda x: (x @ w).sum().backward())
+    ref = weakref.ref(big)
+    compiled(big)
+    del big
+    gc.collect()
+    assert ref() is None
+
+
+# --------------------------------------------------------------------------------------------------
+# Loss curves: the chapter's loop, an MLP, micrograd's scalar demo
+# --------------------------------------------------------------------------------------------------
+
+def _curve(model, loss_fn, batches, lr, compiled):
+    opt = mg.optim.SGD(model.parameters(), lr=lr)
+
+    def step(xb, yb):
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        return loss
+
+    run = mg.compile(step) if compiled else step
+    losses = []
+    for xb, yb in batches:
+        opt.zero_grad()
+        losses.append(float(run(xb, yb).data))
+        opt.step()
+    return losses
+
+
+@pytest.mark.parametrize("make", [lambda: mg.nn.Linear(20, 1, rng=0), lambda: mg.nn.MLP(20, [8, 1], rng=0)],
+                         ids=["chapter's linear model", "mlp"])
+def test_training_curves_match_eager(make):
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(16, 20)).astype(np.float32) for _ in range(30)]
+    batches = [(x, (x[:, :1] + x[:, 1:2] > 0).astype(np.float32)) for x in xs]    # learnable
+    eager = _curve(make(), mg.losses.mnist_loss, batches, 1.0, compiled=False)
+    compiled = _curve(make(), mg.losses.mnist_loss, batches, 1.0, compiled=True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    assert eager[-1] < eager[0]
+
+
+def test_micrograds_scalar_demo_matches_eager():
+    import workloads as w
+    X, y = w.two_moons(20, noise=0.1, seed=0)
+    curves = []
+    for compiled in (False, True):
+        demo = w.MoonsMicrogradxScalar(w.moons_init(0), X, y)
+        params = demo.model.parameters()
+
+        def step(demo=demo):
+            loss = demo._loss()
+            loss.backward()
+            return loss
+
+        run = mg.compile(step) if compiled else step
+        losses = []
+        for _ in range(5):
+            for p in params:
+                p.zero_grad()
+            losses.append(float(run().data))
+            with mg.no_grad():
+                for p in params:
+                    p.data -= 0.1 * p.grad
+        curves.append(losses)
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-12)
