@@ -200,7 +200,7 @@ def _check_labels(labels: np.ndarray, where: object) -> None:
 class LabelledImages:
     """Images (N, H, W) uint8 and class indices (N,) int64 for both splits, with the class names.
 
-    ``vocab[i]`` names class ``i``; for MNIST's IDX files it is ``["0", ..., "9"]`` and the index is the digit.
+    ``vocab[i]`` names class ``i``; for MNIST's IDX files it is ``["0", ..., "9"]``, the index the digit.
     """
 
     train_images: np.ndarray
@@ -693,7 +693,8 @@ class DataLoader:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
         if isinstance(y, int | np.integer) and not isinstance(y, bool):
-            raise ArgumentError(f"DataLoader: the second argument is y, an array; pass the batch size by name "
+            raise ArgumentError(f"DataLoader: the second argument is y, an array; pass the batch size by "
+                                f"name "
                                 f"(batch_size={y})")
         self.x, self.y = _as_arrays(dataset) if y is None else (np.asarray(dataset), np.asarray(y))
         if len(self.x) != len(self.y):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_data import idx_bytes, raises_naming, write_idx, write_png
 
 import microgradx as mg
 from microgradx.data import DataLoader, DataLoaders, is_mnist_idx_folder, load_image_folder, load_mnist
 from microgradx.errors import ArgumentError, DataError, ShapeError
 
 from conftest import REPO
-from test_data import idx_bytes, raises_naming, write_idx, write_png
 
 RNG = np.random.default_rng(1)
 TEN_IMAGES = RNG.integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
