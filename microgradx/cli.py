@@ -167,7 +167,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .data import load_mnist_3_7
+    from .data import load_for_training
     from .train import (
         CHECKPOINT_NAME,
         CURVES_NAME,
@@ -182,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = _out_dir(args.out)
     path = out / CHECKPOINT_NAME
-    data = load_mnist_3_7(args.data)
+    data = load_for_training(args.data)
     dataset = prepare(data)
     if args.resume:
         if not path.is_file():
@@ -195,7 +195,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         model = args.model or "linear"
         trainer = Trainer(TrainConfig.for_model(model, epochs=args.epochs, lr=args.lr,
-                                                batch_size=args.batch_size, seed=args.seed), dataset)
+                                                batch_size=args.batch_size, seed=args.seed,
+                                                classes=dataset.classes), dataset)
         if path.exists():
             print(f"note: starting afresh; {path} from an earlier run will be replaced (--resume continues "
                   "it instead)", file=sys.stderr)
@@ -203,11 +204,15 @@ def _train(args: argparse.Namespace) -> int:
     baseline = pixel_similarity_accuracy(data)
 
     print(f"data: {dataset.source}")
-    print(f"model: {spec.description}, {trainer.model.num_parameters()} parameters; mnist_loss, SGD lr "
-          f"{config.lr:g}, batch size {config.batch_size}, seed {config.seed}")
+    loss_name = trainer.learner.loss_func.__name__
+    momentum = f" momentum {spec.momentum:g}" if spec.momentum else ""
+    print(f"model: {spec.description}, {trainer.model.num_parameters()} parameters; {loss_name}, "
+          f"SGD{momentum} lr {config.lr:g}, batch size {config.batch_size}, seed {config.seed}")
     if args.resume:
         print(f"resuming {path} at epoch {trainer.epoch} of {config.epochs}")
-    print(f"baseline (pixel similarity: nearer the mean 3 or the mean 7): valid accuracy {baseline:.4f}")
+    means = ("nearer the mean 3 or the mean 7" if dataset.vocab == ("3", "7")
+             else f"the nearest of the {dataset.classes} mean images")
+    print(f"baseline (pixel similarity: {means}): valid accuracy {baseline:.4f}")
     print(f"{'epoch':>5}  {'train loss':>10}  {'valid loss':>10}  {'valid acc':>9}")
 
     def row(h: Any) -> str:
@@ -251,6 +256,7 @@ def _train(args: argparse.Namespace) -> int:
     write_json(out / METRICS_NAME, {
         "config": asdict(config),
         "model": spec.architecture,
+        "classes": list(dataset.vocab),
         "parameters": trainer.model.num_parameters(),
         "data": {"source": dataset.source, "fingerprint": dataset.fingerprint},
         "baseline_valid_accuracy": baseline,
@@ -307,6 +313,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
     from .data import example_digits, read_digit, to_features
     from .train import load_model, predict_proba
 
@@ -317,12 +324,16 @@ def _predict(args: argparse.Namespace) -> int:
     model, _ = load_model(args.weights, expect=args.model)
     # Every image is read before anything is printed: a bad file fails the command with one line.
     read = [read_digit(p) for p in paths + examples]
-    p3 = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    probs = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    vocab = load_checkpoint(args.weights).extra.get("vocab", ["3", "7"])
     if examples:
         print(f"examples: {len(examples)} digits in {examples[0].parent}; each name begins with the answer")
     right = 0
-    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, p3, strict=True)):
-        digit, p_digit = (3, p) if p >= 0.5 else (7, 1 - p)
+    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, probs, strict=True)):
+        if np.ndim(p) == 0:       # the chapter's model: the probability of the first class (a 3)
+            digit, p_digit = (vocab[0], p) if p >= 0.5 else (vocab[1], 1 - p)
+        else:
+            digit, p_digit = vocab[int(np.argmax(p))], float(np.max(p))
         name = str(path) if i < len(paths) else path.name
         print(f"{name}: {digit} (p={p_digit:.2f})" + (f"  [{'; '.join(notes)}]" if notes else ""))
         if i >= len(paths):
@@ -351,15 +362,15 @@ def _lr_find_args(p: argparse.ArgumentParser) -> None:
 
 
 def _lr_find(args: argparse.Namespace) -> int:
-    from .data import load_mnist_3_7
-    from .train import LR_FIND_NAME, MODELS, lr_find, plot_lr_find, prepare
+    from .data import load_for_training
+    from .train import LR_FIND_NAME, lr_find, model_spec, plot_lr_find, prepare
 
     if args.min_lr >= args.max_lr:
         raise UsageError(f"--min-lr {args.min_lr:g} must be below --max-lr {args.max_lr:g}")
     out = _out_dir(args.out)
-    dataset = prepare(load_mnist_3_7(args.data))
+    dataset = prepare(load_for_training(args.data))
     lrs = np.geomspace(args.min_lr, args.max_lr, args.num) if args.num > 1 else [args.min_lr]
-    spec = MODELS[args.model]
+    spec = model_spec(args.model, dataset.classes)
     print(f"data: {dataset.source}")
     print(f"lr-find: {spec.description}; a fresh copy of the same seeded model (seed {args.seed}) trained "
           f"{args.steps} steps of batch {args.batch_size} at each rate, on the same batches")

@@ -33,6 +33,7 @@ __all__ = [
     "DataLoaders",
     "LabelledImages",
     "is_mnist_idx_folder",
+    "load_for_training",
     "load_image_folder",
     "load_mnist",
     "MnistData",
@@ -294,6 +295,27 @@ def _read_square_grey(path: Path, size: list[tuple[int, int]]) -> np.ndarray:
                             f"{size[0][1]}x{size[0][0]}; all must be one size")
         size[:] = [(height, width)]
         return np.asarray(_decoded(path, image))
+
+
+def load_for_training(path: PathLike | None) -> MnistData | LabelledImages:
+    """The data at ``path`` with its task read from its labels: the chapter's 3s and 7s
+    (:class:`MnistData`, checked as :func:`load_mnist_3_7` does) or more classes (:class:`LabelledImages`).
+
+    A PNG folder whose class folders are all among ``3`` and ``7`` is the chapter's; any other names are
+    classes of :func:`load_image_folder`. IDX files holding at most two digits are the chapter's (so a
+    label other than 3 or 7 is an error there); three digits or more are :func:`load_mnist`'s classes.
+    """
+    if path is None:
+        return load_bundled_sample()
+    root = Path(path).expanduser()
+    train = root / "train"
+    if train.is_dir():
+        names = {e.name for e in os.scandir(train) if e.is_dir() and not e.name.startswith(".")}
+        return load_mnist_3_7(root) if names <= {"3", "7"} else load_image_folder(root)
+    labels_path = _find_idx(root, "train", "labels") if root.is_dir() else None
+    if labels_path is not None and is_mnist_idx_folder(root) and len(np.unique(read_idx(labels_path))) > 2:
+        return load_mnist(root)
+    return load_mnist_3_7(root)
 
 
 def is_mnist_idx_folder(path: PathLike) -> bool:

@@ -42,7 +42,8 @@ from .threads import threads_for
 __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
     "LrFindResult",
-    "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
+    "build_model", "model_spec", "load_model", "lenet", "task_of", "MULTICLASS_MODELS",
+    "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
     "lr_find", "plot_history", "plot_lr_find", "write_json",
 ]
 
@@ -128,9 +129,9 @@ MODELS: dict[str, ModelSpec] = {
 MULTICLASS_MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("linear", (784, 10), lr=0.1, epochs=10, init_std=None,
+        ModelSpec("linear", (784, 10), lr=0.5, epochs=10, init_std=None,
                   description="softmax linear 784 -> 10"),
-        ModelSpec("mlp", (784, 100, 10), lr=0.1, epochs=20, init_std=None, momentum=0.9, batch_size=128,
+        ModelSpec("mlp", (784, 100, 10), lr=0.1, epochs=10, init_std=None, momentum=0.9, batch_size=128,
                   description="MLP 784 -> 100 -> ReLU -> 10"),
         ModelSpec("cnn", (784, 10), lr=0.05, epochs=4, init_std=None, momentum=0.9, batch_size=64,
                   description="LeNet-style CNN (conv 6, pool, conv 16, pool, 120, 84) -> 10"),
@@ -142,7 +143,7 @@ def build_model(name: str, seed: int, classes: int = 2) -> Module:
     """A fresh model ``name`` ("linear", "mlp" or "cnn") for ``classes`` classes, with initial weights
     drawn from ``seed``."""
     init_seed, _ = _split_seed(seed)
-    return _spec(name, classes).build(init_seed)
+    return model_spec(name, classes).build(init_seed)
 
 
 def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, ModelSpec]:
@@ -156,13 +157,13 @@ def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, Mod
     spec = _spec_of(checkpoint)
     if expect is not None and spec.name != expect:
         raise CheckpointError(f"{checkpoint.path}: holds weights of the {spec.name} model "
-                              f"({_sizes(spec)}), not of the {expect} model ({_sizes(_spec(expect))})")
+                              f"({_sizes(spec)}), not of the {expect} model ({_sizes(model_spec(expect))})")
     model = spec.build(0)    # any seed: every weight is overwritten next
     checkpoint.restore(model)
     return model, spec
 
 
-def _spec(name: str, classes: int = 2) -> ModelSpec:
+def model_spec(name: str, classes: int = 2) -> ModelSpec:
     """The spec of model ``name`` for ``classes`` classes: the chapter's for two, softmax outputs above."""
     if name not in MODELS:
         raise ArgumentError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
@@ -179,7 +180,7 @@ def _spec_of(checkpoint: ckpt.Checkpoint) -> ModelSpec:
     sizes = arch.get("sizes")
     if arch.get("kind") in MODELS and isinstance(sizes, list) and sizes and isinstance(sizes[-1], int) \
             and not isinstance(sizes[-1], bool) and sizes[-1] >= 1:
-        spec = _spec(arch["kind"], max(sizes[-1], 2))
+        spec = model_spec(arch["kind"], max(sizes[-1], 2))
     if spec is None or arch != spec.architecture:
         known = ", ".join(f"{s.name} ({_sizes(s)})" for s in MODELS.values())
         raise CheckpointError(f"{checkpoint.path}: holds an unknown model architecture {json.dumps(arch)}; "
@@ -246,8 +247,13 @@ def prepare(data: MnistData | LabelledImages) -> Dataset:
             if images.shape[1:] != IMAGE_SHAPE:
                 raise DataError(f"{data.source}: images are {images.shape[2]}x{images.shape[1]} pixels; the "
                                 "models take 28x28")
-        return Dataset(to_features(data.train_images), data.train_labels.astype(np.int64),
-                       to_features(data.valid_images), data.valid_labels.astype(np.int64),
+        if len(data.vocab) == 2:
+            # Two classes are the chapter's task: target 1 for the first class, as 3 is before 7.
+            y_train, y_valid = ((labels == 0).astype(np.float32).reshape(-1, 1)
+                                for labels in (data.train_labels, data.valid_labels))
+        else:
+            y_train, y_valid = data.train_labels.astype(np.int64), data.valid_labels.astype(np.int64)
+        return Dataset(to_features(data.train_images), y_train, to_features(data.valid_images), y_valid,
                        source=data.source, fingerprint=digest.hexdigest()[:16], vocab=tuple(data.vocab))
     return Dataset(
         to_features(data.train_images), to_targets(data.train_labels),
@@ -262,7 +268,7 @@ def task_of(classes: int) -> tuple[Callable[[Any, Any], Value], Callable[[Any, A
     return (mnist_loss, accuracy) if classes == 2 else (cross_entropy, class_accuracy)
 
 
-def pixel_similarity_accuracy(data: MnistData) -> float:
+def pixel_similarity_accuracy(data: MnistData | LabelledImages) -> float:
     """Valid accuracy of the chapter's baseline: call an image a 3 when it is closer to the mean 3.
 
     The "ideal" 3 and 7 are the pixel-wise means of the training 3s and 7s; the distance is fastbook's
@@ -270,6 +276,8 @@ def pixel_similarity_accuracy(data: MnistData) -> float:
     figure is the plain fraction of valid images classified correctly, the same metric as the models'
     (the book averages the two per-digit accuracies instead; on a balanced set the two agree closely).
     """
+    if isinstance(data, LabelledImages):
+        return _nearest_mean_accuracy(data)
     is_3, is_7 = data.train_labels == 3, data.train_labels == 7
     if not (is_3.any() and is_7.any()):
         raise DataError(f"{data.source}: the training split needs both 3s and 7s")
@@ -278,6 +286,18 @@ def pixel_similarity_accuracy(data: MnistData) -> float:
     valid = data.valid_images.astype(np.float32) / 255
     closer_to_3 = np.abs(valid - mean3).mean(axis=(-1, -2)) < np.abs(valid - mean7).mean(axis=(-1, -2))
     return float(np.mean(closer_to_3 == (data.valid_labels == 3)))
+
+
+def _nearest_mean_accuracy(data: LabelledImages) -> float:
+    """The baseline for any classes: each valid image gets the class of the nearest mean image (L1)."""
+    train = data.train_images.astype(np.float32) / 255
+    means = np.stack([train[data.train_labels == c].mean(axis=0) for c in range(len(data.vocab))])
+    valid = data.valid_images.astype(np.float32) / 255
+    right = 0
+    for i in range(0, len(valid), 500):      # (500, classes, 28, 28) at a time: a few tens of MB
+        distances = np.abs(valid[i:i + 500, None] - means).mean(axis=(-1, -2))
+        right += int((distances.argmin(axis=1) == data.valid_labels[i:i + 500]).sum())
+    return right / len(valid)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,7 +315,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _spec(self.model)
+        model_spec(self.model)
         for name in ("epochs", "batch_size"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -311,7 +331,7 @@ class TrainConfig:
                   batch_size: int | None = None, seed: int | None = None, classes: int = 2) -> TrainConfig:
         """The settings of ``model`` for ``classes`` classes (the chapter's for two), with any of them
         overridden (None keeps the default)."""
-        spec = _spec(model, classes)
+        spec = model_spec(model, classes)
         return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
                    lr=spec.lr if lr is None else lr,
                    batch_size=spec.batch_size if batch_size is None else batch_size,
@@ -339,7 +359,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset) -> None:
         self.config = config
         self.dataset = dataset
-        self.spec = _spec(config.model, dataset.classes)
+        self.spec = model_spec(config.model, dataset.classes)
         init_seed, shuffle_seed = _split_seed(config.seed)
         self.model = self.spec.build(init_seed)
         self.loader = DataLoader(dataset.x_train, dataset.y_train, batch_size=config.batch_size, shuffle=True,
@@ -412,7 +432,7 @@ class Trainer:
         return ckpt.save_checkpoint(
             path, self.model, self.spec.architecture, optimizer=self.optimizer, epoch=self.epoch,
             history=[asdict(h) for h in self.history],
-            extra={"config": asdict(self.config),
+            extra={"config": asdict(self.config), "vocab": list(self.dataset.vocab),
                    "data": {"source": self.dataset.source, "fingerprint": self.dataset.fingerprint}},
         )
 
