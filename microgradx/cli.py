@@ -85,6 +85,9 @@ def _add_data_and_model(p: argparse.ArgumentParser, model_default: str | None = 
     p.add_argument("--data", metavar="PATH",
                    help="a folder in fastai's MNIST_SAMPLE layout (train/3, train/7, valid/3, valid/7 "
                         "of PNGs) or of MNIST IDX files; default: the sample bundled with microgradx")
+    p.add_argument("--sample", choices=["3-7", "digits"], default="3-7",
+                   help="without --data, the bundled sample to use: 1,000 3s and 7s (default) or 1,000 "
+                        "digits of all ten classes")
     p.add_argument("--model", choices=list(MODELS), default=model_default,
                    help="; ".join(f"{s.name}: {s.description}, lr {s.lr:g}, {s.epochs} epochs"
                                   for s in MODELS.values())
@@ -152,6 +155,14 @@ def _remove_if_empty(folders: list[Path]) -> None:
 # train
 # --------------------------------------------------------------------------------------------------
 
+def _training_data(args: argparse.Namespace) -> Any:
+    from .data import load_bundled_digits, load_for_training
+
+    if args.data is None and args.sample == "digits":
+        return load_bundled_digits()
+    return load_for_training(args.data)
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     _add_data_and_model(p, model_default=None)
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default: the model's)")
@@ -167,7 +178,6 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .data import load_for_training
     from .train import (
         CHECKPOINT_NAME,
         CURVES_NAME,
@@ -182,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = _out_dir(args.out)
     path = out / CHECKPOINT_NAME
-    data = load_for_training(args.data)
+    data = _training_data(args)
     dataset = prepare(data)
     if args.resume:
         if not path.is_file():
@@ -362,13 +372,12 @@ def _lr_find_args(p: argparse.ArgumentParser) -> None:
 
 
 def _lr_find(args: argparse.Namespace) -> int:
-    from .data import load_for_training
     from .train import LR_FIND_NAME, lr_find, model_spec, plot_lr_find, prepare
 
     if args.min_lr >= args.max_lr:
         raise UsageError(f"--min-lr {args.min_lr:g} must be below --max-lr {args.max_lr:g}")
     out = _out_dir(args.out)
-    dataset = prepare(load_for_training(args.data))
+    dataset = prepare(_training_data(args))
     lrs = np.geomspace(args.min_lr, args.max_lr, args.num) if args.num > 1 else [args.min_lr]
     spec = model_spec(args.model, dataset.classes)
     print(f"data: {dataset.source}")

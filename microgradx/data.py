@@ -38,6 +38,7 @@ __all__ = [
     "load_mnist",
     "MnistData",
     "example_digits",
+    "load_bundled_digits",
     "load_bundled_sample",
     "load_idx_pair",
     "load_mnist_3_7",
@@ -60,6 +61,7 @@ _IDX_UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 20
 _SAMPLE_NAME = "mnist_3_7_sample.npz"
+_DIGITS_SAMPLE_NAME = "mnist_digits_sample.npz"
 _SAMPLE_KEYS = ("train_images", "train_labels", "valid_images", "valid_labels")
 
 _EXPECTED_LAYOUTS = (
@@ -295,6 +297,26 @@ def _read_square_grey(path: Path, size: list[tuple[int, int]]) -> np.ndarray:
                             f"{size[0][1]}x{size[0][0]}; all must be one size")
         size[:] = [(height, width)]
         return np.asarray(_decoded(path, image))
+
+
+def load_bundled_digits() -> LabelledImages:
+    """The ten-digit sample shipped with the package: 80 + 20 of each digit, from MNIST's training set
+    (built by ``scripts/make_digits_sample.py``).
+
+    Raises:
+        DataError: the packaged file is missing or damaged (a broken install).
+    """
+    resource = importlib.resources.files("microgradx") / "datasets" / _DIGITS_SAMPLE_NAME
+    try:
+        with resource.open("rb") as f, np.load(f) as npz:
+            arrays = [npz[key] for key in _SAMPLE_KEYS]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{resource}: cannot read the bundled sample ({exc})") from exc
+    if any(a.dtype != np.uint8 for a in arrays) or any(a.max() > 9 for a in arrays[1::2]):
+        raise DataError(f"{resource}: arrays have unexpected dtypes or labels")
+    arrays[1::2] = [labels.astype(np.int64) for labels in arrays[1::2]]
+    source = f"bundled ten-digit sample ({len(arrays[1])} train, {len(arrays[3])} valid)"
+    return LabelledImages(*arrays, vocab=[str(d) for d in range(10)], source=source)
 
 
 def load_for_training(path: PathLike | None) -> MnistData | LabelledImages:
