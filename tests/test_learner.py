@@ -191,3 +191,38 @@ def test_the_step_function_is_one_replaceable_place():
     learn.step_fn = counting
     learn.fit(1)
     assert sum(calls) == len(learn.dls.train.x)
+
+
+# ---- the chapter's closing cells on the full 3-vs-7 data ----
+
+def _full_chapter_dls(folder):
+    from microgradx.data import load_mnist_3_7
+
+    data = load_mnist_3_7(folder)
+    x, xv = (im.reshape(-1, 784).astype(np.float32) / 255 for im in (data.train_images, data.valid_images))
+    y, yv = ((labels == 3).astype(np.float32)[:, None] for labels in (data.train_labels, data.valid_labels))
+    dl = mg.DataLoader(list(zip(x, y, strict=True)), batch_size=256)      # fastbook: no shuffle
+    valid_dl = mg.DataLoader(list(zip(xv, yv, strict=True)), batch_size=256)
+    return mg.DataLoaders(dl, valid_dl)
+
+
+@pytest.mark.data
+def test_the_chapters_linear_learner_lands_near_its_figure(full_idx_folder):
+    # fastbook: Learner(dls, nn.Linear(28*28,1), opt_func=SGD, loss_func=mnist_loss,
+    #                   metrics=batch_accuracy).fit(10, lr=lr) with lr = 1. gives 0.9676 (its last row).
+    learn = mg.Learner(_full_chapter_dls(full_idx_folder), mg.nn.Linear(28 * 28, 1, rng=0),
+                       opt_func=mg.optim.SGD, loss_func=mg.mnist_loss, metrics=mg.accuracy, progress=False)
+    learn.fit(10, lr=1)
+    assert abs(learn.recorder.values[-1][2] - 0.9676) < 0.01
+
+
+@pytest.mark.data
+def test_the_chapters_simple_net_lands_near_its_figure(full_idx_folder):
+    # fastbook: simple_net = nn.Sequential(nn.Linear(28*28,30), nn.ReLU(), nn.Linear(30,1));
+    # Learner(...).fit(40, 0.1) ends at 0.982826.
+    nn = mg.nn
+    simple_net = nn.Sequential(nn.Linear(28 * 28, 30, rng=0), nn.ReLU(), nn.Linear(30, 1, rng=1))
+    learn = mg.Learner(_full_chapter_dls(full_idx_folder), simple_net, opt_func=mg.optim.SGD,
+                       loss_func=mg.mnist_loss, metrics=mg.accuracy, progress=False)
+    learn.fit(40, 0.1)
+    assert abs(learn.recorder.values[-1][2] - 0.9828) < 0.006
