@@ -430,6 +430,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 def _graph(args: argparse.Namespace) -> int:
     from .data import load_mnist_3_7, to_features, to_targets
     from .losses import mnist_loss
+    from .nn_functional import cross_entropy
     from .train import CHECKPOINT_NAME, load_model
     from .viz import GraphvizNotFoundError, example_scalar_neuron, render_graph
 
@@ -447,12 +448,15 @@ def _graph(args: argparse.Namespace) -> int:
     written = []
     try:
         for (model, spec), folder in models:
-            loss = mnist_loss(model(x), y)
-            loss.label = "mnist_loss"
+            # A ten-digit model takes the same 3s and 7s, their digits as class indices.
+            loss_func, targets = (mnist_loss, y) if spec.sizes[-1] == 1 else \
+                (cross_entropy, data.valid_labels[rows].astype(np.int64))
+            loss = loss_func(model(x), targets)
+            loss.label = loss_func.__name__
             loss.backward()
             written.append(render_graph(loss, folder / f"graph_{spec.name}.{args.format}",
                                         modules={spec.name: model}, grad_flow=True,
-                                        title=f"{spec.description}: mnist_loss on {n} valid images"))
+                                        title=f"{spec.description}: {loss.label} on {n} valid images"))
         written.append(render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
                                     title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)"))
     except GraphvizNotFoundError as e:

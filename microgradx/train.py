@@ -120,7 +120,7 @@ MODELS: dict[str, ModelSpec] = {
         # The chapter's `simple_net`: nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 1) with PyTorch's init.
         ModelSpec("mlp", (784, 30, 1), lr=0.1, epochs=40, init_std=None,
                   description="MLP 784 -> 30 -> ReLU -> 1"),
-        ModelSpec("cnn", (784, 1), lr=0.05, epochs=3, init_std=None, momentum=0.9, batch_size=64,
+        ModelSpec("cnn", (784, 1), lr=0.05, epochs=8, init_std=None, momentum=0.9, batch_size=64,
                   description="LeNet-style CNN (conv 6, pool, conv 16, pool, 120, 84) -> 1"),
     )
 }
