@@ -162,19 +162,24 @@ def _from_png_folder(root: Path) -> MnistData:
 def _from_idx_folder(root: Path) -> MnistData:
     arrays = {}
     for split in SPLITS:
-        images_path = _find_idx(root, split, "images")
-        labels_path = _find_idx(root, split, "labels")
-        if images_path is None or labels_path is None:
-            kind = "images-idx3" if images_path is None else "labels-idx1"
-            raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {_EXPECTED_LAYOUTS}")
-        images, labels = load_idx_pair(images_path, labels_path)
-        if len(labels) == 0:
-            raise DataError(f"{images_path}: holds no images; the {split} split needs some")
+        images, labels, labels_path = _idx_split(root, split, _EXPECTED_LAYOUTS)
         _check_labels(labels, labels_path)
         arrays[split] = images, labels
     (train_images, train_labels), (valid_images, valid_labels) = arrays["train"], arrays["valid"]
     source = f"IDX files in {root} ({len(train_labels)} train, {len(valid_labels)} valid)"
     return MnistData(train_images, train_labels, valid_images, valid_labels, source)
+
+
+def _idx_split(root: Path, split: str, expected: str) -> tuple[np.ndarray, np.ndarray, Path]:
+    """The images and labels of ``split`` from the IDX files in ``root``, and the labels' path."""
+    images_path, labels_path = _find_idx(root, split, "images"), _find_idx(root, split, "labels")
+    if images_path is None or labels_path is None:
+        kind = "images-idx3" if images_path is None else "labels-idx1"
+        raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {expected}")
+    images, labels = load_idx_pair(images_path, labels_path)
+    if len(labels) == 0:
+        raise DataError(f"{images_path}: holds no images; the {split} split needs some")
+    return images, labels, labels_path
 
 
 def _find_idx(root: Path, split: str, kind: str) -> Path | None:
@@ -226,13 +231,7 @@ def load_mnist(path: PathLike) -> LabelledImages:
     root = Path(path).expanduser()
     arrays = []
     for split in SPLITS:
-        images_path, labels_path = _find_idx(root, split, "images"), _find_idx(root, split, "labels")
-        if images_path is None or labels_path is None:
-            kind = "images-idx3" if images_path is None else "labels-idx1"
-            raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; expected MNIST's four IDX files")
-        images, labels = load_idx_pair(images_path, labels_path)
-        if len(labels) == 0:
-            raise DataError(f"{images_path}: holds no images; the {split} split needs some")
+        images, labels, labels_path = _idx_split(root, split, "expected MNIST's four IDX files")
         bad = np.flatnonzero(labels > 9)
         if bad.size:
             raise DataError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]}; expected digits 0-9")
