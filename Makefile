@@ -23,10 +23,11 @@ $(TEST_STAMP): $(RUN_STAMP)
 	touch $@
 
 # The chapter's two models on the sample shipped in the package: the linear classifier, then the
-# two-layer net. Pass e.g. ARGS="--data ~/.fastai/data/mnist_sample" to train on the full data.
+# two-layer net; then an MLP on the ten-digit sample. Pass e.g. ARGS="--data ~/.fastai/data/mnist_sample" to train on the full data.
 train: $(RUN_STAMP)
 	$(BIN)/microgradx train --model linear --out runs/linear $(ARGS)
 	$(BIN)/microgradx train --model mlp --out runs/mlp $(ARGS)
+	$(BIN)/microgradx train --sample digits --model mlp --out runs/digits_mlp $(ARGS)
 
 test: $(TEST_STAMP)
 	@sh scripts/ensure_graphviz.sh

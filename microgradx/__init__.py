@@ -11,6 +11,7 @@
 from . import errors, functional, linalg, nn, ops, optim, transforms, user_ops
 from .autodiff import grad, value_and_grad
 from .compile import TraceError, compile  # noqa: A004 - mg.compile, as torch.compile
+from .data import DataLoader, DataLoaders, load_image_folder, load_mnist
 from .engine import Value, as_value, detect_anomaly, enable_grad, is_grad_enabled, no_grad
 from .errors import (
     AnomalyError,
@@ -70,6 +71,16 @@ from .functional import (  # composites: no derivative code of their own
     var,
     vstack,
 )
+from .learner import (
+    Callback,
+    CancelFitException,
+    EarlyStoppingCallback,
+    Learner,
+    ProgressCallback,
+    Recorder,
+    SaveEachEpochCallback,
+)
+from .losses import accuracy, class_accuracy, mnist_loss
 from .ops import (  # primitives: the op table
     abs,
     add,
@@ -175,4 +186,8 @@ __all__ = [
     "sign", "sin", "sinh", "sqrt", "square", "stack", "subtract", "sum", "swapaxes", "tan", "tanh",
     "transpose", "trunc", "where", "windows2d", "remainder", "get_num_threads", "num_threads",
     "set_num_threads", "GraphvizNotFoundError", "draw_graph", "render_graph",
+    "DataLoader", "DataLoaders", "load_image_folder", "load_mnist", "Learner", "Callback",
+    "CancelFitException",
+    "EarlyStoppingCallback", "ProgressCallback", "Recorder", "SaveEachEpochCallback", "accuracy",
+    "class_accuracy", "mnist_loss",
 ]

@@ -85,6 +85,9 @@ def _add_data_and_model(p: argparse.ArgumentParser, model_default: str | None = 
     p.add_argument("--data", metavar="PATH",
                    help="a folder in fastai's MNIST_SAMPLE layout (train/3, train/7, valid/3, valid/7 "
                         "of PNGs) or of MNIST IDX files; default: the sample bundled with microgradx")
+    p.add_argument("--sample", choices=["3-7", "digits"], default="3-7",
+                   help="without --data, the bundled sample to use: 1,000 3s and 7s (default) or 1,000 "
+                        "digits of all ten classes")
     p.add_argument("--model", choices=list(MODELS), default=model_default,
                    help="; ".join(f"{s.name}: {s.description}, lr {s.lr:g}, {s.epochs} epochs"
                                   for s in MODELS.values())
@@ -152,6 +155,14 @@ def _remove_if_empty(folders: list[Path]) -> None:
 # train
 # --------------------------------------------------------------------------------------------------
 
+def _training_data(args: argparse.Namespace) -> Any:
+    from .data import load_bundled_digits, load_for_training
+
+    if args.data is None and args.sample == "digits":
+        return load_bundled_digits()
+    return load_for_training(args.data)
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     _add_data_and_model(p, model_default=None)
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default: the model's)")
@@ -170,7 +181,6 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
-    from .data import load_mnist_3_7
     from .train import (
         CHECKPOINT_NAME,
         CURVES_NAME,
@@ -185,7 +195,7 @@ def _train(args: argparse.Namespace) -> int:
 
     out = _out_dir(args.out)
     path = out / CHECKPOINT_NAME
-    data = load_mnist_3_7(args.data)
+    data = _training_data(args)
     dataset = prepare(data)
     if args.resume:
         if not path.is_file():
@@ -200,6 +210,7 @@ def _train(args: argparse.Namespace) -> int:
         model = args.model or "linear"
         trainer = Trainer(TrainConfig.for_model(model, epochs=args.epochs, lr=args.lr,
                                                 batch_size=args.batch_size, seed=args.seed,
+                                                classes=dataset.classes,
                                                 compile=not args.no_compile), dataset)
         if path.exists():
             print(f"note: starting afresh; {path} from an earlier run will be replaced (--resume continues "
@@ -208,11 +219,15 @@ def _train(args: argparse.Namespace) -> int:
     baseline = pixel_similarity_accuracy(data)
 
     print(f"data: {dataset.source}")
-    print(f"model: {spec.description}, {trainer.model.num_parameters()} parameters; mnist_loss, SGD lr "
-          f"{config.lr:g}, batch size {config.batch_size}, seed {config.seed}")
+    loss_name = trainer.learner.loss_func.__name__
+    momentum = f" momentum {spec.momentum:g}" if spec.momentum else ""
+    print(f"model: {spec.description}, {trainer.model.num_parameters()} parameters; {loss_name}, "
+          f"SGD{momentum} lr {config.lr:g}, batch size {config.batch_size}, seed {config.seed}")
     if args.resume:
         print(f"resuming {path} at epoch {trainer.epoch} of {config.epochs}")
-    print(f"baseline (pixel similarity: nearer the mean 3 or the mean 7): valid accuracy {baseline:.4f}")
+    means = ("nearer the mean 3 or the mean 7" if dataset.vocab == ("3", "7")
+             else f"the nearest of the {dataset.classes} mean images")
+    print(f"baseline (pixel similarity: {means}): valid accuracy {baseline:.4f}")
     print(f"{'epoch':>5}  {'train loss':>10}  {'valid loss':>10}  {'valid acc':>9}")
 
     def row(h: Any) -> str:
@@ -256,6 +271,7 @@ def _train(args: argparse.Namespace) -> int:
     write_json(out / METRICS_NAME, {
         "config": asdict(config),
         "model": spec.architecture,
+        "classes": list(dataset.vocab),
         "parameters": trainer.model.num_parameters(),
         "data": {"source": dataset.source, "fingerprint": dataset.fingerprint},
         "baseline_valid_accuracy": baseline,
@@ -312,6 +328,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .checkpoint import load_checkpoint
     from .data import example_digits, read_digit, to_features
     from .train import load_model, predict_proba
 
@@ -322,12 +339,16 @@ def _predict(args: argparse.Namespace) -> int:
     model, _ = load_model(args.weights, expect=args.model)
     # Every image is read before anything is printed: a bad file fails the command with one line.
     read = [read_digit(p) for p in paths + examples]
-    p3 = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    probs = predict_proba(model, to_features(np.stack([pixels for pixels, _ in read])))
+    vocab = load_checkpoint(args.weights).extra.get("vocab", ["3", "7"])
     if examples:
         print(f"examples: {len(examples)} digits in {examples[0].parent}; each name begins with the answer")
     right = 0
-    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, p3, strict=True)):
-        digit, p_digit = (3, p) if p >= 0.5 else (7, 1 - p)
+    for i, (path, (_, notes), p) in enumerate(zip(paths + examples, read, probs, strict=True)):
+        if np.ndim(p) == 0:       # the chapter's model: the probability of the first class (a 3)
+            digit, p_digit = (vocab[0], p) if p >= 0.5 else (vocab[1], 1 - p)
+        else:
+            digit, p_digit = vocab[int(np.argmax(p))], float(np.max(p))
         name = str(path) if i < len(paths) else path.name
         print(f"{name}: {digit} (p={p_digit:.2f})" + (f"  [{'; '.join(notes)}]" if notes else ""))
         if i >= len(paths):
@@ -359,15 +380,14 @@ def _lr_find_args(p: argparse.ArgumentParser) -> None:
 
 
 def _lr_find(args: argparse.Namespace) -> int:
-    from .data import load_mnist_3_7
-    from .train import LR_FIND_NAME, MODELS, lr_find, plot_lr_find, prepare
+    from .train import LR_FIND_NAME, lr_find, model_spec, plot_lr_find, prepare
 
     if args.min_lr >= args.max_lr:
         raise UsageError(f"--min-lr {args.min_lr:g} must be below --max-lr {args.max_lr:g}")
     out = _out_dir(args.out)
-    dataset = prepare(load_mnist_3_7(args.data))
+    dataset = prepare(_training_data(args))
     lrs = np.geomspace(args.min_lr, args.max_lr, args.num) if args.num > 1 else [args.min_lr]
-    spec = MODELS[args.model]
+    spec = model_spec(args.model, dataset.classes)
     print(f"data: {dataset.source}")
     print(f"lr-find: {spec.description}; a fresh copy of the same seeded model (seed {args.seed}) trained "
           f"{args.steps} steps of batch {args.batch_size} at each rate, on the same batches")
@@ -418,6 +438,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
 def _graph(args: argparse.Namespace) -> int:
     from .data import load_mnist_3_7, to_features, to_targets
     from .losses import mnist_loss
+    from .nn_functional import cross_entropy
     from .train import CHECKPOINT_NAME, load_model
     from .viz import GraphvizNotFoundError, example_scalar_neuron, render_graph
 
@@ -435,12 +456,15 @@ def _graph(args: argparse.Namespace) -> int:
     written = []
     try:
         for (model, spec), folder in models:
-            loss = mnist_loss(model(x), y)
-            loss.label = "mnist_loss"
+            # A ten-digit model takes the same 3s and 7s, their digits as class indices.
+            loss_func, targets = (mnist_loss, y) if spec.sizes[-1] == 1 else \
+                (cross_entropy, data.valid_labels[rows].astype(np.int64))
+            loss = loss_func(model(x), targets)
+            loss.label = loss_func.__name__
             loss.backward()
             written.append(render_graph(loss, folder / f"graph_{spec.name}.{args.format}",
                                         modules={spec.name: model}, grad_flow=True,
-                                        title=f"{spec.description}: mnist_loss on {n} valid images"))
+                                        title=f"{spec.description}: {loss.label} on {n} valid images"))
         written.append(render_graph(example_scalar_neuron(), out / f"graph_neuron.{args.format}",
                                     title="a neuron on scalars: o = tanh(x1*w1 + x2*w2 + b)"))
     except GraphvizNotFoundError as e:

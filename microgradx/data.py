@@ -30,8 +30,15 @@ from .errors import ArgumentError, DataError, DTypeError, ShapeError
 
 __all__ = [
     "DataLoader",
+    "DataLoaders",
+    "LabelledImages",
+    "is_mnist_idx_folder",
+    "load_for_training",
+    "load_image_folder",
+    "load_mnist",
     "MnistData",
     "example_digits",
+    "load_bundled_digits",
     "load_bundled_sample",
     "load_idx_pair",
     "load_mnist_3_7",
@@ -54,6 +61,7 @@ _IDX_UBYTE = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_CHUNK = 1 << 20
 _SAMPLE_NAME = "mnist_3_7_sample.npz"
+_DIGITS_SAMPLE_NAME = "mnist_digits_sample.npz"
 _SAMPLE_KEYS = ("train_images", "train_labels", "valid_images", "valid_labels")
 
 _EXPECTED_LAYOUTS = (
@@ -154,19 +162,24 @@ def _from_png_folder(root: Path) -> MnistData:
 def _from_idx_folder(root: Path) -> MnistData:
     arrays = {}
     for split in SPLITS:
-        images_path = _find_idx(root, split, "images")
-        labels_path = _find_idx(root, split, "labels")
-        if images_path is None or labels_path is None:
-            kind = "images-idx3" if images_path is None else "labels-idx1"
-            raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {_EXPECTED_LAYOUTS}")
-        images, labels = load_idx_pair(images_path, labels_path)
-        if len(labels) == 0:
-            raise DataError(f"{images_path}: holds no images; the {split} split needs some")
+        images, labels, labels_path = _idx_split(root, split, _EXPECTED_LAYOUTS)
         _check_labels(labels, labels_path)
         arrays[split] = images, labels
     (train_images, train_labels), (valid_images, valid_labels) = arrays["train"], arrays["valid"]
     source = f"IDX files in {root} ({len(train_labels)} train, {len(valid_labels)} valid)"
     return MnistData(train_images, train_labels, valid_images, valid_labels, source)
+
+
+def _idx_split(root: Path, split: str, expected: str) -> tuple[np.ndarray, np.ndarray, Path]:
+    """The images and labels of ``split`` from the IDX files in ``root``, and the labels' path."""
+    images_path, labels_path = _find_idx(root, split, "images"), _find_idx(root, split, "labels")
+    if images_path is None or labels_path is None:
+        kind = "images-idx3" if images_path is None else "labels-idx1"
+        raise DataError(f"{root}: no {split}-{kind}-ubyte[.gz]; {expected}")
+    images, labels = load_idx_pair(images_path, labels_path)
+    if len(labels) == 0:
+        raise DataError(f"{images_path}: holds no images; the {split} split needs some")
+    return images, labels, labels_path
 
 
 def _find_idx(root: Path, split: str, kind: str) -> Path | None:
@@ -184,6 +197,151 @@ def _check_labels(labels: np.ndarray, where: object) -> None:
     bad = np.flatnonzero(~np.isin(labels, DIGITS))
     if bad.size:
         raise DataError(f"{where}: label {labels[bad[0]]} at index {bad[0]}; expected only 3s and 7s")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Any classes: all ten digits, or a folder of images with any class names
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LabelledImages:
+    """Images (N, H, W) uint8 and class indices (N,) int64 for both splits, with the class names.
+
+    ``vocab[i]`` names class ``i``; for MNIST's IDX files it is ``["0", ..., "9"]``, the index the digit.
+    """
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    valid_images: np.ndarray
+    valid_labels: np.ndarray
+    vocab: list[str]
+    source: str
+
+
+def load_mnist(path: PathLike) -> LabelledImages:
+    """All ten digits from a folder of MNIST's four IDX files (raw or gzipped): ``train-images-idx3-ubyte``,
+    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte`` (``valid-`` also
+    accepted). The official test set is the valid split.
+
+    Raises:
+        DataError: a file is missing, unreadable or corrupt, images and labels files differ in length, or a
+            label is not a digit 0-9.
+    """
+    root = Path(path).expanduser()
+    arrays = []
+    for split in SPLITS:
+        images, labels, labels_path = _idx_split(root, split, "expected MNIST's four IDX files")
+        bad = np.flatnonzero(labels > 9)
+        if bad.size:
+            raise DataError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]}; expected digits 0-9")
+        arrays += [images, labels.astype(np.int64)]
+    source = f"IDX files in {root} ({len(arrays[1])} train, {len(arrays[3])} valid)"
+    return LabelledImages(*arrays, vocab=[str(d) for d in range(10)], source=source)
+
+
+def load_image_folder(root: PathLike) -> LabelledImages:
+    """fastai's layout with any class names: ``root/train/<class>/*.png`` and ``root/valid/<class>/*.png``.
+
+    Classes are the folder names under ``train``, indexed in sorted order (``vocab``); ``valid`` may hold
+    only some of them. The PNGs must be 8-bit grey (mode ``L``), square, and all of one size.
+
+    Raises:
+        DataError: a folder is missing, ``train`` holds fewer than two classes, ``valid`` names a class
+            ``train`` lacks, a class folder holds no PNG, or a PNG is unreadable, not grey, not square or
+            of another size than the first.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; expected train/<class>/*.png and valid/<class>/*.png")
+    vocab: list[str] = []
+    arrays: list[np.ndarray] = []
+    size: list[tuple[int, int]] = []      # the first image's (height, width), which all must share
+    for split in SPLITS:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            raise DataError(f"{split_dir}: no such folder; expected {split}/<class>/*.png")
+        classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and not e.name.startswith("."))
+        if split == "train":
+            if len(classes) < 2:
+                raise DataError(f"{split_dir}: holds {len(classes)} class folder{'s' * (len(classes) != 1)} "
+                                f"({', '.join(classes) or 'none'}); a classifier needs at least two")
+            vocab = classes
+        unknown = [c for c in classes if c not in vocab]
+        if unknown:
+            raise DataError(f"{split_dir / unknown[0]}: class {unknown[0]!r} is not among train's "
+                            f"({', '.join(vocab)})")
+        images, labels = [], []
+        for name in classes:
+            pngs = _png_files(split_dir / name)
+            if not pngs:
+                raise DataError(f"{split_dir / name}: holds no .png files")
+            for png in pngs:
+                images.append(_read_square_grey(png, size))
+                labels.append(vocab.index(name))
+        arrays += [np.stack(images), np.asarray(labels, dtype=np.int64)]
+    source = f"image folder {root} ({len(arrays[1])} train, {len(arrays[3])} valid, {len(vocab)} classes)"
+    return LabelledImages(*arrays, vocab=vocab, source=source)
+
+
+def _read_square_grey(path: Path, size: list[tuple[int, int]]) -> np.ndarray:
+    with _open_png(path) as image:
+        if image.mode != "L":
+            raise DataError(f"{path}: image mode {image.mode}, expected 8-bit grayscale (mode L)")
+        width, height = image.size
+        if width != height:
+            raise DataError(f"{path}: {width}x{height} pixels; the images must be square")
+        if size and size[0] != (height, width):
+            raise DataError(f"{path}: {width}x{height} pixels, where the first image is "
+                            f"{size[0][1]}x{size[0][0]}; all must be one size")
+        size[:] = [(height, width)]
+        return np.asarray(_decoded(path, image))
+
+
+def load_bundled_digits() -> LabelledImages:
+    """The ten-digit sample shipped with the package: 80 + 20 of each digit, from MNIST's training set
+    (built by ``scripts/make_digits_sample.py``).
+
+    Raises:
+        DataError: the packaged file is missing or damaged (a broken install).
+    """
+    resource = importlib.resources.files("microgradx") / "datasets" / _DIGITS_SAMPLE_NAME
+    try:
+        with resource.open("rb") as f, np.load(f) as npz:
+            arrays = [npz[key] for key in _SAMPLE_KEYS]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{resource}: cannot read the bundled sample ({exc})") from exc
+    if any(a.dtype != np.uint8 for a in arrays) or any(a.max() > 9 for a in arrays[1::2]):
+        raise DataError(f"{resource}: arrays have unexpected dtypes or labels")
+    arrays[1::2] = [labels.astype(np.int64) for labels in arrays[1::2]]
+    source = f"bundled ten-digit sample ({len(arrays[1])} train, {len(arrays[3])} valid)"
+    return LabelledImages(*arrays, vocab=[str(d) for d in range(10)], source=source)
+
+
+def load_for_training(path: PathLike | None) -> MnistData | LabelledImages:
+    """The data at ``path`` with its task read from its labels: the chapter's 3s and 7s
+    (:class:`MnistData`, checked as :func:`load_mnist_3_7` does) or more classes (:class:`LabelledImages`).
+
+    A PNG folder whose class folders are all among ``3`` and ``7`` is the chapter's; any other names are
+    classes of :func:`load_image_folder`. IDX files holding at most two digits are the chapter's (so a
+    label other than 3 or 7 is an error there); three digits or more are :func:`load_mnist`'s classes.
+    """
+    if path is None:
+        return load_bundled_sample()
+    root = Path(path).expanduser()
+    train = root / "train"
+    if train.is_dir():
+        names = {e.name for e in os.scandir(train) if e.is_dir() and not e.name.startswith(".")}
+        return load_mnist_3_7(root) if names <= {"3", "7"} else load_image_folder(root)
+    labels_path = _find_idx(root, "train", "labels") if root.is_dir() else None
+    if labels_path is not None and is_mnist_idx_folder(root) and len(np.unique(read_idx(labels_path))) > 2:
+        return load_mnist(root)
+    return load_mnist_3_7(root)
+
+
+def is_mnist_idx_folder(path: PathLike) -> bool:
+    """Whether ``path`` holds MNIST's training images as an IDX file."""
+    return _find_idx(Path(path).expanduser(), "train", "images") is not None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -555,25 +713,33 @@ def to_targets(labels: np.ndarray, dtype: type[np.floating] = np.float32) -> np.
 class DataLoader:
     """Iterate over ``(xb, yb)`` numpy batches of ``batch_size`` rows; the last batch may be smaller.
 
+    ``dataset`` is what fastbook passes: a list of ``(x, y)`` pairs (``list(zip(x, y))``), or a pair of
+    arrays ``(x, y)`` of the same length. ``DataLoader(x, y, ...)`` is accepted too. A list of pairs is
+    stacked into two arrays once, here, so that each batch is one fancy index and not a Python loop.
+
     With ``shuffle=True`` every pass (every ``iter()``) draws a fresh permutation from a generator the loader
     owns, seeded once with ``seed``: two loaders with the same seed yield the same epochs, bit for bit.
 
     Raises:
-        ValueError: ``batch_size`` is not a positive integer.
+        ArgumentError: ``batch_size`` is not a positive integer, or ``dataset`` is neither form.
         DataError: ``x`` and ``y`` have different lengths.
     """
 
     def __init__(
         self,
-        x: np.ndarray,
-        y: np.ndarray,
+        dataset: Any,
+        y: np.ndarray | None = None,
         batch_size: int = 256,
         shuffle: bool = False,
         seed: int | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ArgumentError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.x, self.y = np.asarray(x), np.asarray(y)
+        if isinstance(y, int | np.integer) and not isinstance(y, bool):
+            raise ArgumentError(f"DataLoader: the second argument is y, an array; pass the batch size by "
+                                f"name "
+                                f"(batch_size={y})")
+        self.x, self.y = _as_arrays(dataset) if y is None else (np.asarray(dataset), np.asarray(y))
         if len(self.x) != len(self.y):
             raise DataError(f"x has {len(self.x)} rows but y has {len(self.y)}")
         bad_seed = isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
@@ -599,3 +765,42 @@ class DataLoader:
             else:
                 rows = order[start : start + self.batch_size]
             yield self.x[rows], self.y[rows]
+
+
+def _as_arrays(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` arrays from a pair of arrays (a tuple) or from a sequence of ``(x, y)`` pairs."""
+    # A tuple of two arrays is the pair form; anything else (fastbook's list(zip(...))) holds pairs.
+    # Deciding by type keeps a dataset of exactly two samples from passing for a pair of arrays.
+    if isinstance(dataset, tuple) and len(dataset) == 2 and all(hasattr(a, "__len__") for a in dataset) \
+            and not all(isinstance(a, tuple) for a in dataset):
+        return np.asarray(dataset[0]), np.asarray(dataset[1])
+    try:
+        pairs = list(dataset)
+    except TypeError:
+        raise ArgumentError(f"DataLoader: expected a list of (x, y) pairs or a pair of arrays (x, y), got "
+                            f"{type(dataset).__name__}") from None
+    if not pairs:
+        raise DataError("DataLoader: the dataset holds no samples")
+    bad = next((i for i, p in enumerate(pairs) if not (isinstance(p, tuple | list) and len(p) == 2)), None)
+    if bad is not None:
+        raise ArgumentError(f"DataLoader: sample {bad} is not an (x, y) pair")
+    try:
+        return np.stack([np.asarray(p[0]) for p in pairs]), np.stack([np.asarray(p[1]) for p in pairs])
+    except ValueError as exc:
+        raise ShapeError(f"DataLoader: the samples' shapes differ ({exc})") from None
+
+
+class DataLoaders:
+    """A training and a validation :class:`DataLoader`, as fastai's ``DataLoaders(dl_train, dl_valid)``."""
+
+    def __init__(self, train: DataLoader, valid: DataLoader, vocab: list[str] | None = None) -> None:
+        for name, dl in (("train", train), ("valid", valid)):
+            if not isinstance(dl, DataLoader):
+                raise ArgumentError(f"DataLoaders: {name} must be a DataLoader, got {type(dl).__name__}")
+        self.train, self.valid, self.vocab = train, valid, vocab
+
+    def __getitem__(self, i: int) -> DataLoader:
+        return (self.train, self.valid)[i]
+
+    def __len__(self) -> int:
+        return 2

@@ -18,7 +18,8 @@ from .engine import Value, data_of
 from .errors import ShapeError
 from .functional import softplus
 
-__all__ = ["mnist_loss", "binary_cross_entropy_with_logits", "mse_loss", "max_margin_loss", "accuracy"]
+__all__ = ["mnist_loss", "binary_cross_entropy_with_logits", "mse_loss", "max_margin_loss", "accuracy",
+           "class_accuracy"]
 
 
 def _check_shapes(name: str, predictions: Any, targets: Any) -> None:
@@ -84,4 +85,20 @@ def accuracy(logits: Any, targets: Any) -> float:
         raise ShapeError("accuracy of an empty batch is undefined")
     logits = np.asarray(data_of(logits))
     right = ((logits > 0) == (np.asarray(data_of(targets)) > 0)) & ~np.isnan(logits)
+    return float(np.mean(right))
+
+
+def class_accuracy(logits: Any, targets: Any) -> float:
+    """The fraction of samples whose largest logit is at the target's class index (fastai's ``accuracy``).
+
+    ``logits`` is ``(N, C)`` and ``targets`` ``(N,)`` integer class indices. A row holding a NaN counts as
+    wrong. Returns a Python float; no graph is recorded.
+    """
+    logits, targets = np.asarray(data_of(logits)), np.asarray(data_of(targets))
+    if logits.ndim != 2 or targets.shape != logits.shape[:1]:
+        raise ShapeError(f"class_accuracy: logits of shape {logits.shape} need (N, C) with targets (N,), got "
+                         f"targets {targets.shape}")
+    if targets.size == 0:
+        raise ShapeError("accuracy of an empty batch is undefined")
+    right = (logits.argmax(axis=1) == targets) & ~np.isnan(logits).any(axis=1)
     return float(np.mean(right))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,20 +28,25 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
+from .compile import TraceError
 from .compile import compile as compile_step
-from .data import DataLoader, MnistData, to_features, to_targets
-from .engine import data_of, no_grad
+from .data import IMAGE_SHAPE, DataLoader, DataLoaders, LabelledImages, MnistData, to_features, to_targets
+from .engine import Value, data_of, no_grad
 from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedError
-from .losses import accuracy, mnist_loss
-from .nn import MLP, Linear, Module
-from .ops import sigmoid
+from .functional import softmax
+from .learner import Callback, CancelFitException, Learner
+from .losses import accuracy, class_accuracy, mnist_loss
+from .nn import MLP, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
+from .nn_functional import cross_entropy
+from .ops import reshape, sigmoid
 from .optim import SGD, _is_number
 from .threads import threads_for
 
 __all__ = [
     "MODELS", "ModelSpec", "TrainConfig", "Dataset", "EpochStats", "Trainer", "TrainingDivergedError",
     "LrFindResult",
-    "build_model", "load_model", "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
+    "build_model", "model_spec", "load_model", "lenet", "task_of", "MULTICLASS_MODELS",
+    "prepare", "pixel_similarity_accuracy", "evaluate", "predict_proba",
     "lr_find", "batch_step", "plot_history", "plot_lr_find", "write_json",
 ]
 
@@ -60,21 +65,53 @@ class ModelSpec:
     """A model the command line can build, with its defaults (from the chapter)."""
 
     name: str
-    sizes: tuple[int, ...]        # layer widths, input first: (784, 1) or (784, 30, 1)
+    sizes: tuple[int, ...]        # layer widths, input first: (784, 1) or (784, 30, 1); the cnn's in and out
     lr: float
     epochs: int
     init_std: float | None        # None: Linear's default scaled init; a number: normal with that std
     description: str
+    momentum: float = 0.0
+    batch_size: int = 256
 
     @property
     def architecture(self) -> dict[str, Any]:
         """What a checkpoint records to say which model its weights belong to."""
         return {"kind": self.name, "sizes": list(self.sizes)}
 
+    @property
+    def classes(self) -> int:
+        """How many classes the model tells apart: one output is the chapter's two (3 or not)."""
+        return max(self.sizes[-1], 2)
+
     def build(self, rng: np.random.Generator | int | None) -> Module:
+        if self.name == "cnn":
+            return lenet(self.sizes[-1], rng)
         if len(self.sizes) == 2:
             return Linear(*self.sizes, rng=rng, init_std=self.init_std)
         return MLP(self.sizes[0], self.sizes[1:], rng=rng, init_std=self.init_std)
+
+
+class ToImages(Module):
+    """Rows of 784 pixels to images (N, 1, 28, 28): lets a CNN take the same features as the other models."""
+
+    def forward(self, x: Any) -> Value:
+        return reshape(x, shape=(-1, 1, *IMAGE_SHAPE))
+
+
+def lenet(outputs: int, rng: np.random.Generator | int | None = None) -> Sequential:
+    """A LeNet-5-style CNN (LeCun et al. 1998) for 28x28 digits, with ReLU and max pooling.
+
+    conv 5x5 to 6 channels (padded: 28x28), pool to 14x14, conv 5x5 to 16 channels (10x10), pool to 5x5,
+    then 400 -> 120 -> 84 -> ``outputs``.
+    """
+    gen = np.random.default_rng(rng)
+    return Sequential(
+        ToImages(),
+        Conv2d(1, 6, 5, padding=2, rng=gen), ReLU(), MaxPool2d(2),
+        Conv2d(6, 16, 5, rng=gen), ReLU(), MaxPool2d(2),
+        Flatten(),
+        Linear(400, 120, rng=gen), ReLU(), Linear(120, 84, rng=gen), ReLU(), Linear(84, outputs, rng=gen),
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -86,14 +123,30 @@ MODELS: dict[str, ModelSpec] = {
         # The chapter's `simple_net`: nn.Linear(784, 30), nn.ReLU(), nn.Linear(30, 1) with PyTorch's init.
         ModelSpec("mlp", (784, 30, 1), lr=0.1, epochs=40, init_std=None,
                   description="MLP 784 -> 30 -> ReLU -> 1"),
+        ModelSpec("cnn", (784, 1), lr=0.05, epochs=8, init_std=None, momentum=0.9, batch_size=64,
+                  description="LeNet-style CNN (conv 6, pool, conv 16, pool, 120, 84) -> 1"),
+    )
+}
+
+# All ten digits (or any number of classes above two): softmax outputs and cross-entropy.
+MULTICLASS_MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("linear", (784, 10), lr=0.5, epochs=10, init_std=None,
+                  description="softmax linear 784 -> 10"),
+        ModelSpec("mlp", (784, 100, 10), lr=0.1, epochs=10, init_std=None, momentum=0.9, batch_size=128,
+                  description="MLP 784 -> 100 -> ReLU -> 10"),
+        ModelSpec("cnn", (784, 10), lr=0.05, epochs=4, init_std=None, momentum=0.9, batch_size=64,
+                  description="LeNet-style CNN (conv 6, pool, conv 16, pool, 120, 84) -> 10"),
     )
 }
 
 
-def build_model(name: str, seed: int) -> Module:
-    """A fresh model ``name`` ("linear" or "mlp") with initial weights drawn from ``seed``."""
+def build_model(name: str, seed: int, classes: int = 2) -> Module:
+    """A fresh model ``name`` ("linear", "mlp" or "cnn") for ``classes`` classes, with initial weights
+    drawn from ``seed``."""
     init_seed, _ = _split_seed(seed)
-    return _spec(name).build(init_seed)
+    return model_spec(name, classes).build(init_seed)
 
 
 def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, ModelSpec]:
@@ -107,25 +160,34 @@ def load_model(path: str | Path, expect: str | None = None) -> tuple[Module, Mod
     spec = _spec_of(checkpoint)
     if expect is not None and spec.name != expect:
         raise CheckpointError(f"{checkpoint.path}: holds weights of the {spec.name} model "
-                              f"({_sizes(spec)}), not of the {expect} model ({_sizes(_spec(expect))})")
+                              f"({_sizes(spec)}), not of the {expect} model ({_sizes(model_spec(expect))})")
     model = spec.build(0)    # any seed: every weight is overwritten next
     checkpoint.restore(model)
     return model, spec
 
 
-def _spec(name: str) -> ModelSpec:
+def model_spec(name: str, classes: int = 2) -> ModelSpec:
+    """The spec of model ``name`` for ``classes`` classes: the chapter's for two, softmax outputs above."""
     if name not in MODELS:
         raise ArgumentError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return MODELS[name]
+    if classes == 2:
+        return MODELS[name]
+    base = MULTICLASS_MODELS[name]
+    return replace(base, sizes=(*base.sizes[:-1], classes),
+                   description=base.description.rsplit("-> ", 1)[0] + f"-> {classes}")
 
 
 def _spec_of(checkpoint: ckpt.Checkpoint) -> ModelSpec:
     arch = checkpoint.architecture
-    spec = MODELS.get(arch.get("kind")) if isinstance(arch.get("kind"), str) else None
+    spec = None
+    sizes = arch.get("sizes")
+    if arch.get("kind") in MODELS and isinstance(sizes, list) and sizes and isinstance(sizes[-1], int) \
+            and not isinstance(sizes[-1], bool) and sizes[-1] >= 1:
+        spec = model_spec(arch["kind"], max(sizes[-1], 2))
     if spec is None or arch != spec.architecture:
         known = ", ".join(f"{s.name} ({_sizes(s)})" for s in MODELS.values())
         raise CheckpointError(f"{checkpoint.path}: holds an unknown model architecture {json.dumps(arch)}; "
-                              f"this version knows {known}")
+                              f"this version knows {known} (or their ten-class forms)")
     return spec
 
 
@@ -145,7 +207,11 @@ def _split_seed(seed: int) -> tuple[int, int]:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Training arrays: features (N, 784) float32 in [0, 1], targets (N, 1) float32 (1 for a 3)."""
+    """Training arrays: features (N, 784) float32 in [0, 1], and targets.
+
+    Two classes are the chapter's task: targets (N, 1) float32, 1 for a 3. More classes (``vocab`` names
+    them) have targets (N,) int64, class indices, for softmax and cross-entropy.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -153,24 +219,45 @@ class Dataset:
     y_valid: np.ndarray
     source: str
     fingerprint: str      # a hash of the pixels and labels, so a resumed run can check it has the same data
+    vocab: tuple[str, ...] = ("3", "7")
+
+    @property
+    def classes(self) -> int:
+        return len(self.vocab)
 
     def __post_init__(self) -> None:
         # Every later step (batches, epochs, accuracy) assumes these shapes; an empty split would
         # otherwise surface as a division by zero mid-training, or a learning-rate sweep that never ends.
+        binary = self.classes == 2
         for split in ("train", "valid"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if np.ndim(x) != 2 or np.ndim(y) != 2 or np.shape(y)[1] != 1 or len(x) != len(y):
+            good_y = np.ndim(y) == 2 and np.shape(y)[1] == 1 if binary else np.ndim(y) == 1
+            if np.ndim(x) != 2 or not good_y or len(x) != len(y):
                 raise DataError(f"{self.source}: {split} features {np.shape(x)} and targets {np.shape(y)}; "
-                                "expected (N, pixels) and (N, 1)")
+                                f"expected (N, pixels) and {'(N, 1)' if binary else '(N,)'}")
             if len(x) == 0:
                 raise DataError(f"{self.source}: the {split} split holds no images")
 
 
-def prepare(data: MnistData) -> Dataset:
-    """Features and targets for training, from images and labels."""
+def prepare(data: MnistData | LabelledImages) -> Dataset:
+    """Features and targets for training, from images and labels: the chapter's 3-vs-7 from
+    :class:`~microgradx.data.MnistData`, class indices from :class:`~microgradx.data.LabelledImages`."""
     digest = hashlib.sha256()
     for arr in (data.train_images, data.train_labels, data.valid_images, data.valid_labels):
         digest.update(np.ascontiguousarray(arr).tobytes())
+    if isinstance(data, LabelledImages):
+        for images in (data.train_images, data.valid_images):
+            if images.shape[1:] != IMAGE_SHAPE:
+                raise DataError(f"{data.source}: images are {images.shape[2]}x{images.shape[1]} pixels; the "
+                                "models take 28x28")
+        if len(data.vocab) == 2:
+            # Two classes are the chapter's task: target 1 for the first class, as 3 is before 7.
+            y_train, y_valid = ((labels == 0).astype(np.float32).reshape(-1, 1)
+                                for labels in (data.train_labels, data.valid_labels))
+        else:
+            y_train, y_valid = data.train_labels.astype(np.int64), data.valid_labels.astype(np.int64)
+        return Dataset(to_features(data.train_images), y_train, to_features(data.valid_images), y_valid,
+                       source=data.source, fingerprint=digest.hexdigest()[:16], vocab=tuple(data.vocab))
     return Dataset(
         to_features(data.train_images), to_targets(data.train_labels),
         to_features(data.valid_images), to_targets(data.valid_labels),
@@ -178,7 +265,13 @@ def prepare(data: MnistData) -> Dataset:
     )
 
 
-def pixel_similarity_accuracy(data: MnistData) -> float:
+def task_of(classes: int) -> tuple[Callable[[Any, Any], Value], Callable[[Any, Any], float]]:
+    """The loss and the accuracy for ``classes`` classes: the chapter's mnist_loss and sign accuracy for
+    two, cross-entropy and the most probable class for more."""
+    return (mnist_loss, accuracy) if classes == 2 else (cross_entropy, class_accuracy)
+
+
+def pixel_similarity_accuracy(data: MnistData | LabelledImages) -> float:
     """Valid accuracy of the chapter's baseline: call an image a 3 when it is closer to the mean 3.
 
     The "ideal" 3 and 7 are the pixel-wise means of the training 3s and 7s; the distance is fastbook's
@@ -186,6 +279,8 @@ def pixel_similarity_accuracy(data: MnistData) -> float:
     figure is the plain fraction of valid images classified correctly, the same metric as the models'
     (the book averages the two per-digit accuracies instead; on a balanced set the two agree closely).
     """
+    if isinstance(data, LabelledImages):
+        return _nearest_mean_accuracy(data)
     is_3, is_7 = data.train_labels == 3, data.train_labels == 7
     if not (is_3.any() and is_7.any()):
         raise DataError(f"{data.source}: the training split needs both 3s and 7s")
@@ -194,6 +289,18 @@ def pixel_similarity_accuracy(data: MnistData) -> float:
     valid = data.valid_images.astype(np.float32) / 255
     closer_to_3 = np.abs(valid - mean3).mean(axis=(-1, -2)) < np.abs(valid - mean7).mean(axis=(-1, -2))
     return float(np.mean(closer_to_3 == (data.valid_labels == 3)))
+
+
+def _nearest_mean_accuracy(data: LabelledImages) -> float:
+    """The baseline for any classes: each valid image gets the class of the nearest mean image (L1)."""
+    train = data.train_images.astype(np.float32) / 255
+    means = np.stack([train[data.train_labels == c].mean(axis=0) for c in range(len(data.vocab))])
+    valid = data.valid_images.astype(np.float32) / 255
+    right = 0
+    for i in range(0, len(valid), 500):      # (500, classes, 28, 28) at a time: a few tens of MB
+        distances = np.abs(valid[i:i + 500, None] - means).mean(axis=(-1, -2))
+        right += int((distances.argmin(axis=1) == data.valid_labels[i:i + 500]).sum())
+    return right / len(valid)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -212,7 +319,7 @@ class TrainConfig:
     compile: bool = True    # each batch's step replayed by mg.compile: the same numbers, faster
 
     def __post_init__(self) -> None:
-        _spec(self.model)
+        model_spec(self.model)
         for name in ("epochs", "batch_size"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -225,13 +332,14 @@ class TrainConfig:
 
     @classmethod
     def for_model(cls, model: str = "linear", *, epochs: int | None = None, lr: float | None = None,
-                  batch_size: int | None = None, seed: int | None = None,
+                  batch_size: int | None = None, seed: int | None = None, classes: int = 2,
                   compile: bool = True) -> TrainConfig:  # noqa: A002 - the setting's name
-        """The chapter's settings for ``model``, with any of them overridden (None keeps the default)."""
-        spec = _spec(model)
+        """The settings of ``model`` for ``classes`` classes (the chapter's for two), with any of them
+        overridden (None keeps the default)."""
+        spec = model_spec(model, classes)
         return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
                    lr=spec.lr if lr is None else lr,
-                   batch_size=256 if batch_size is None else batch_size,
+                   batch_size=spec.batch_size if batch_size is None else batch_size,
                    seed=0 if seed is None else seed, compile=compile)
 
 
@@ -247,7 +355,8 @@ class EpochStats:
 
 
 class Trainer:
-    """A training run: a model, plain SGD and a seeded, shuffling loader, advanced one epoch at a time.
+    """A training run of a built-in model: a :class:`~microgradx.learner.Learner` with the model's SGD and a
+    seeded, shuffling loader, advanced one epoch at a time, with the run's settings kept for its checkpoint.
 
     ``Trainer(config, dataset)`` starts afresh; :meth:`resume` continues from a checkpoint.
     """
@@ -255,22 +364,31 @@ class Trainer:
     def __init__(self, config: TrainConfig, dataset: Dataset) -> None:
         self.config = config
         self.dataset = dataset
-        self.spec = _spec(config.model)
+        self.spec = model_spec(config.model, dataset.classes)
         init_seed, shuffle_seed = _split_seed(config.seed)
         self.model = self.spec.build(init_seed)
-        self.optimizer = SGD(self.model.parameters(), lr=config.lr)
-        self.loader = DataLoader(dataset.x_train, dataset.y_train, config.batch_size, shuffle=True,
+        self.loader = DataLoader(dataset.x_train, dataset.y_train, batch_size=config.batch_size, shuffle=True,
                                  seed=shuffle_seed)
-        self.history: list[EpochStats] = []
-        self._step: tuple[bool, Callable[[Any, Any], Any]] | None = None
+        valid = DataLoader(dataset.x_valid, dataset.y_valid,
+                           batch_size=_eval_batch(self.spec, len(dataset.x_valid)))
+        loss_func, metric = task_of(dataset.classes)
 
-    @property
-    def step(self) -> Callable[[Any, Any], Any]:
-        """The per-batch step, ``step(xb, yb) -> loss`` with the gradients left on the weights: compiled
-        unless ``config.compile`` is False (made once per setting, so its traces are kept)."""
-        if self._step is None or self._step[0] != self.config.compile:
-            self._step = (self.config.compile, batch_step(self.model, self.config.compile))
-        return self._step[1]
+        def opt_func(params: Any, lr: float) -> SGD:
+            return SGD(params, lr=lr, momentum=self.spec.momentum)
+
+        self.learner = Learner(DataLoaders(self.loader, valid, vocab=list(dataset.vocab)), self.model,
+                               loss_func, opt_func=opt_func, lr=config.lr, metrics=[metric], progress=False)
+        self.optimizer = self.learner.opt
+        self.history: list[EpochStats] = []
+        self._steps: dict[bool, Callable[..., float]] = {}
+
+    def use_step(self) -> None:
+        """Give the learner its per-batch step: compiled unless ``config.compile`` is False (each kind
+        made once, so a compiled step keeps its traces across epochs)."""
+        if self.config.compile not in self._steps:
+            self._steps[self.config.compile] = batch_step(self.model, self.learner.loss_func,
+                                                          self.config.compile)
+        self.learner.step_fn = self._steps[self.config.compile]
 
     @property
     def epoch(self) -> int:
@@ -306,54 +424,30 @@ class Trainer:
             trainer.history = [EpochStats(**row) for row in checkpoint.history]
         except TypeError:
             raise CheckpointError(f"{checkpoint.path}: bad metadata (history rows)") from None
+        learner = trainer.learner
+        learner.epoch = trainer.epoch
+        learner.recorder.values = [[h.train_loss, h.valid_loss, h.valid_accuracy] for h in trainer.history]
         for _ in range(trainer.epoch):
             iter(trainer.loader)    # draws that epoch's permutation, as the interrupted run did
         return trainer
 
     def train_epoch(self, on_batch: Callable[[], None] | None = None) -> EpochStats:
         """One pass over the training data (a step per batch), then the validation figures."""
-        start = time.perf_counter()
-        model, opt = self.model, self.optimizer
-        total, count = 0.0, 0
-        # numpy's overflow warnings would only say the same as the check below, less clearly.
         work = max(self.config.batch_size, len(self.dataset.x_valid))
-        with np.errstate(over="ignore", invalid="ignore"), threads_for(_matmul_work(model, work)):
-            step = self.step
-            for xb, yb in self.loader:
-                opt.zero_grad()
-                loss = step(xb, yb)
-                opt.step()
-                total += float(loss.data) * len(xb)
-                count += len(xb)
-                if on_batch is not None:
-                    on_batch()
-            valid_loss, valid_acc = evaluate(model, self.dataset.x_valid, self.dataset.y_valid)
-        stats = EpochStats(self.epoch + 1, total / count, valid_loss, valid_acc,
-                           seconds=time.perf_counter() - start)
-        self._check_finite(stats)
+        self.use_step()
+        with threads_for(_matmul_work(self.model, work)):
+            self.learner.fit(self.epoch + 1, cbs=[_EachBatch(on_batch)] if on_batch is not None else None)
+        rec = self.learner.recorder
+        stats = EpochStats(self.epoch + 1, *rec.values[-1], seconds=rec.seconds[-1])
         self.history.append(stats)
         return stats
-
-    def _check_finite(self, stats: EpochStats) -> None:
-        # Checked before the epoch counts (and so before it can be checkpointed): the last checkpoint
-        # stays the last good epoch. The weights are checked too, as mnist_loss stays finite (0.5) even
-        # when they have overflowed, the sigmoid saturating.
-        bad = [name for name, x in (("train loss", stats.train_loss), ("valid loss", stats.valid_loss))
-               if not np.isfinite(x)]
-        if not all(np.isfinite(p.data).all() for p in self.model.parameters()):
-            bad.append("weights")
-        if bad:
-            raise TrainingDivergedError(
-                f"training diverged in epoch {stats.epoch}: {', '.join(bad)} not finite; lr "
-                f"{self.config.lr:g} is probably too large (microgradx lr-find shows which rates work)"
-            )
 
     def save(self, path: str | Path) -> Path:
         """Write the run's checkpoint atomically."""
         return ckpt.save_checkpoint(
             path, self.model, self.spec.architecture, optimizer=self.optimizer, epoch=self.epoch,
             history=[asdict(h) for h in self.history],
-            extra={"config": asdict(self.config),
+            extra={"config": asdict(self.config), "vocab": list(self.dataset.vocab),
                    "data": {"source": self.dataset.source, "fingerprint": self.dataset.fingerprint}},
         )
 
@@ -377,14 +471,26 @@ class Trainer:
         return self.history
 
 
-def batch_step(model: Module, compiled: bool = True) -> Callable[[Any, Any], Any]:
-    """One batch's loss, its gradients left on the weights (``backward()``); with ``compiled``, traced
-    once per batch shape by :func:`microgradx.compile` and replayed after."""
+def batch_step(model: Module, loss_func: Callable[[Any, Any], Any],
+               compiled: bool = True) -> Callable[..., float]:
+    """A :attr:`Learner.step_fn <microgradx.learner.Learner.step_fn>` for ``model``: one batch's loss,
+    its gradients left on the weights; with ``compiled``, traced once per batch shape by
+    :func:`microgradx.compile` and replayed after."""
     def step(xb: Any, yb: Any) -> Any:
-        loss = mnist_loss(model(xb), yb)
+        loss = loss_func(model(xb), yb)
         loss.backward()
         return loss
-    return compile_step(step) if compiled else step
+    run = [compile_step(step) if compiled else step]
+
+    def step_fn(_model: Module, _loss_func: Any, xb: Any, yb: Any) -> float:
+        try:
+            return float(data_of(run[0](xb, yb)))
+        except TraceError as e:
+            # A loss that branches on its data cannot be replayed; eager steps give the same numbers.
+            warnings.warn(f"this model's step cannot be compiled, so it runs eagerly ({e})", stacklevel=2)
+            run[0] = step
+            return float(data_of(step(xb, yb)))
+    return step_fn
 
 
 def _config_of(checkpoint: ckpt.Checkpoint, spec: ModelSpec) -> TrainConfig:
@@ -400,18 +506,42 @@ def _config_of(checkpoint: ckpt.Checkpoint, spec: ModelSpec) -> TrainConfig:
     return config
 
 
+class _EachBatch(Callback):
+    def __init__(self, on_batch: Callable[[], None]) -> None:
+        self.on_batch = on_batch
+
+    def after_batch(self) -> None:
+        self.on_batch()
+
+
+def _eval_batch(spec: ModelSpec, rows: int) -> int:
+    # The dense models take the whole split at once; a CNN's unfolded windows (25 taps of 6 channels of
+    # 28x28 per image) would take gigabytes for MNIST's 10,000 test images, so it goes a thousand at a time.
+    return min(rows, 1000) if spec.name == "cnn" else rows
+
+
 def evaluate(model: Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """``(mnist_loss, accuracy)`` of ``model`` on ``x``, ``y``, with no graph recorded."""
-    with no_grad(), threads_for(_matmul_work(model, len(x))):
-        logits = model(x)
-        return float(mnist_loss(logits, y).data), accuracy(logits, y)
+    """``(loss, accuracy)`` of ``model`` on ``x``, ``y``, with no graph recorded: mnist_loss and the sign
+    accuracy for targets (N, 1), cross-entropy and the most probable class for class indices (N,)."""
+    loss_func, metric = task_of(2 if np.ndim(y) == 2 else 3)
+    step = 1000 if any(isinstance(m, Conv2d) for m in model.modules()) else max(len(x), 1)    # as _eval_batch
+    loss = right = 0.0
+    with no_grad(), threads_for(_matmul_work(model, min(len(x), step))):
+        for i in range(0, len(x), step):
+            out, yb = model(x[i:i + step]), y[i:i + step]
+            loss += float(loss_func(out, yb).data) * len(yb)
+            right += metric(out, yb) * len(yb)
+    return loss / len(x), right / len(x)
 
 
 def predict_proba(model: Module, x: np.ndarray) -> np.ndarray:
-    """The probability that each row of ``x`` (N, 784) is a 3: sigmoid of the model's output, (N,)."""
+    """For a model of one output, the probability that each row of ``x`` (N, 784) is a 3, (N,): the
+    sigmoid of the output. For more outputs, the softmax: (N, classes)."""
     with no_grad(), threads_for(_matmul_work(model, len(x))):
         out = model(x)
-        return np.asarray(data_of(sigmoid(out))).reshape(-1)
+        if out.shape[-1] == 1:
+            return np.asarray(data_of(sigmoid(out))).reshape(-1)
+        return np.asarray(data_of(softmax(out, axis=-1)))
 
 
 def _matmul_work(model: Module, rows: int) -> int:
@@ -462,26 +592,21 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
         raise ArgumentError(f"learning rates must be positive numbers, got {lrs}")
     lrs.sort()
     # Every trainer below builds the same initial weights from the same seed; this copy measures them.
-    initial_loss, _ = evaluate(build_model(model, seed), dataset.x_valid, dataset.y_valid)
+    initial_loss, _ = evaluate(build_model(model, seed, dataset.classes), dataset.x_valid, dataset.y_valid)
 
     losses = []
     for lr in lrs:
-        trainer = Trainer(TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed,
-                                                compile=compile), dataset)
-        done = 0
+        config = TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed,
+                                       classes=dataset.classes, compile=compile)
+        trainer = Trainer(config, dataset)
         # numpy warnings (overflow in exp) are expected at the rates too large to work: they show as
         # non-finite losses in the result, not as noise on the terminal.
+        trainer.use_step()
         with np.errstate(all="ignore"), threads_for(_matmul_work(trainer.model, batch_size)):
-            while done < steps:
-                for xb, yb in trainer.loader:
-                    trainer.optimizer.zero_grad()
-                    trainer.step(xb, yb)
-                    trainer.optimizer.step()
-                    done += 1
-                    if on_step is not None:
-                        on_step()
-                    if done == steps:
-                        break
+            try:
+                trainer.learner.fit(-(-steps // len(trainer.loader)), cbs=[_StopAfter(steps, on_step)])
+            except TrainingDivergedError:
+                pass    # the rate is too large; the loss below says how much
             losses.append(evaluate(trainer.model, dataset.x_valid, dataset.y_valid)[0])
 
     gains = [initial_loss - loss if np.isfinite(loss) else -np.inf for loss in losses]
@@ -503,6 +628,20 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
 # --------------------------------------------------------------------------------------------------
 # Output files
 # --------------------------------------------------------------------------------------------------
+
+class _StopAfter(Callback):
+    """Ends the fit after ``steps`` batches, calling ``on_step`` after each."""
+
+    def __init__(self, steps: int, on_step: Callable[[], None] | None) -> None:
+        self.steps, self.on_step, self.done = steps, on_step, 0
+
+    def after_batch(self) -> None:
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step()
+        if self.done == self.steps:
+            raise CancelFitException
+
 
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically."""

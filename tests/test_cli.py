@@ -356,7 +356,7 @@ def test_a_closed_output_pipe_ends_the_run_quietly(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lr", "0"], "--lr: expected a positive number"),
     (["train", "--epochs", "-3"], "--epochs: expected a positive integer"),
-    (["train", "--model", "cnn"], "invalid choice: 'cnn'"),
+    (["train", "--model", "resnet"], "invalid choice: 'resnet'"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["predict", "x.png"], "--weights"),
     (["lr-find", "--min-lr", "1", "--max-lr", "0.1"], "--min-lr 1 must be below --max-lr 0.1"),

@@ -678,7 +678,7 @@ def test_without_anomaly_mode_nonfinite_values_pass_silently():
     lambda: mg.nn.MLP(3, []),
     lambda: DataLoader(np.ones(3), np.ones(3), batch_size=0),
     lambda: TrainConfig(epochs=0),
-    lambda: TrainConfig(model="cnn"),
+    lambda: TrainConfig(model="resnet"),
     lambda: mg.draw_graph(np.ones(3)),
     lambda: mg.render_graph(mg.Value(1.0) * 2, "graph.jpg"),
     lambda: mg.reshape(mg.Value(np.ones(3)), (3,), 1, 2),

@@ -19,7 +19,8 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-NAMES = ["01_derivatives", "02_learning_rate", "03_mnist_3_vs_7", "04_under_the_hood", "05_newton"]
+NAMES = ["01_derivatives", "02_learning_rate", "03_mnist_3_vs_7", "04_under_the_hood", "05_newton",
+         "06_further_research"]
 CELL_TIMEOUT = 300       # seconds: a "doesn't hang" bound; each notebook takes seconds
 MAX_BYTES = 300 * 1024   # committed with outputs: keep the images small
 
@@ -192,3 +193,13 @@ def test_newton(tmp_path, monkeypatch):
                        ("Newton step by conjugate gradients:", "Newton step by solving with H:"))
     assert by_cg == by_solve
     assert count(nb, "image/png") == 3
+
+
+def test_further_research(tmp_path, monkeypatch):
+    nb = run("06_further_research", tmp_path, monkeypatch)
+    text = text_of(nb)
+    assert "epoch  train_loss  valid_loss    accuracy" in text          # mg.Learner's table
+    assert "epoch  train_loss  valid_loss  class_accuracy" in text      # the ten-digit CNN's
+    wrong = int(re.search(r"(\d+) wrong of 200", text).group(1))
+    assert wrong < 100                      # the CNN is far above chance (180 wrong) on the valid digits
+    assert count(nb, "image/png") == 2      # the digits it gets wrong, and the filters
