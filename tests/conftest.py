@@ -17,7 +17,7 @@ settings.register_profile("thorough", max_examples=500, deadline=None,
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
 # scripts/mutate.py runs the engine's tests once per mutant: few examples, the same ones every run, and no
 # example database shared between its parallel runs.
-settings.register_profile("mutation", max_examples=10, deadline=None, derandomize=True, database=None,
+settings.register_profile("mutation", max_examples=2, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
