@@ -63,6 +63,26 @@ def _torch() -> Any:
     return importlib.import_module("torch")
 
 
+# The PyTorch adapters' shared halves: each computes its loss its own way, then hands it here.
+
+def torch_loss_and_grads(loss: Any, params: list[Any]) -> tuple[float, list[np.ndarray]]:
+    """The loss and a copy of each parameter's gradient, which is then cleared for the next call."""
+    loss.backward()
+    grads = [p.grad.numpy().copy() for p in params]
+    for p in params:
+        p.grad = None
+    return loss.item(), grads
+
+
+def torch_sgd_step(torch: Any, loss: Any, params: list[Any], lr: float) -> None:
+    """One plain SGD step in place, as PyTorch users write it."""
+    loss.backward()
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+            p.grad = None
+
+
 # --------------------------------------------------------------------------------------------------
 # Data and initial weights
 # --------------------------------------------------------------------------------------------------
@@ -344,19 +364,10 @@ class TorchTrainer:
         return mnist_loss(chapter_forward(self.model, self.params, xb), yb, self.torch.where)
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        loss = self._loss(xb, yb)
-        loss.backward()
-        grads = [p.grad.numpy().copy() for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return loss.item(), grads
+        return torch_loss_and_grads(self._loss(xb, yb), self.params)
 
     def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> None:
-        self._loss(xb, yb).backward()
-        with self.torch.no_grad():
-            for p in self.params:
-                p -= lr * p.grad
-                p.grad = None
+        torch_sgd_step(self.torch, self._loss(xb, yb), self.params, lr)
 
 
 class AutogradTrainer:
@@ -632,19 +643,10 @@ class MoonsTorch:
         return svm_loss(self.params, moons_forward(self.params, self.X), self.y)
 
     def loss_and_grads(self) -> tuple[float, list[np.ndarray]]:
-        loss = self._loss()
-        loss.backward()
-        grads = [p.grad.numpy().copy() for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return loss.item(), grads
+        return torch_loss_and_grads(self._loss(), self.params)
 
     def step(self, lr: float) -> None:
-        self._loss().backward()
-        with self.torch.no_grad():
-            for p in self.params:
-                p -= lr * p.grad
-                p.grad = None
+        torch_sgd_step(self.torch, self._loss(), self.params, lr)
 
 
 class MoonsAutograd:
