@@ -230,14 +230,10 @@ def _floor_mlp(params: list[np.ndarray], xb: np.ndarray, yb: np.ndarray) -> tupl
     return loss, [xb.T @ dz1, dz1.sum(axis=0), h.T @ dz2, dz2.sum(axis=0)]
 
 
-class FloorTrainer:
-    """numpy with hand-derived gradients: the floor."""
+class _NumpyWeights:
+    """For trainers whose weights are plain numpy arrays in ``self.params``."""
 
-    name = "numpy floor"
-
-    def __init__(self, model: str, params: list[np.ndarray]) -> None:
-        self.params = [p.copy() for p in params]
-        self.loss_grads = _floor_linear if model == "linear" else _floor_mlp
+    params: list[np.ndarray]
 
     def load(self, params: list[np.ndarray]) -> None:
         for p, q in zip(self.params, params, strict=True):
@@ -245,6 +241,16 @@ class FloorTrainer:
 
     def weights(self) -> list[np.ndarray]:
         return self.params
+
+
+class FloorTrainer(_NumpyWeights):
+    """numpy with hand-derived gradients: the floor."""
+
+    name = "numpy floor"
+
+    def __init__(self, model: str, params: list[np.ndarray]) -> None:
+        self.params = [p.copy() for p in params]
+        self.loss_grads = _floor_linear if model == "linear" else _floor_mlp
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         with np.errstate(over="ignore"):
@@ -370,7 +376,7 @@ class TorchTrainer:
         torch_sgd_step(self.torch, self._loss(xb, yb), self.params, lr)
 
 
-class AutogradTrainer:
+class AutogradTrainer(_NumpyWeights):
     """HIPS autograd: a loss function of the weights, differentiated by ``value_and_grad``."""
 
     name = "HIPS autograd"
@@ -380,13 +386,6 @@ class AutogradTrainer:
         self.params = [p.copy() for p in params]
         self.value_and_grad = value_and_grad(_autograd_mnist_loss)
         self.model = model
-
-    def load(self, params: list[np.ndarray]) -> None:
-        for p, q in zip(self.params, params, strict=True):
-            p[...] = q
-
-    def weights(self) -> list[np.ndarray]:
-        return self.params
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         loss, grads = self.value_and_grad(self.params, self.model, xb, yb)
