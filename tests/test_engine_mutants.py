@@ -5,6 +5,8 @@ gradients, and the bookkeeping around the graph (pruning, the version counter, t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -426,3 +428,22 @@ def test_numpy_functions_on_values_record_and_give_numpys_answer():
     np.testing.assert_array_equal(out.data, np.maximum(A, 0.0))
     np.sum(np.exp(x)).backward()
     np.testing.assert_allclose(x.grad, np.exp(A), rtol=1e-12)
+
+
+def test_a_value_seed_is_used_as_plain_data_unless_create_graph():
+    x = mg.Value(np.array([1.0, 2.0]))
+    seed = mg.Value(np.array([3.0, 4.0]))
+    (x * x).backward(seed)
+    assert isinstance(x.grad, np.ndarray) and not isinstance(x.grad, mg.Value)
+    np.testing.assert_array_equal(x.grad, [6.0, 16.0])
+    assert not np.any(seed.grad)
+    x.zero_grad()
+    (x * x).backward(seed, create_graph=True)
+    assert isinstance(x.grad, mg.Value)
+    np.testing.assert_array_equal(x.grad.data, [6.0, 16.0])
+
+
+def test_erf_far_from_zero_is_numpys_neighbour():
+    z = np.array([-4.0, -3.0, -1.0, 0.3, 2.5, 3.0, 6.0])
+    got = ops.erf(mg.Value(z)).data
+    np.testing.assert_allclose(got, [math.erf(v) for v in z], rtol=1e-13, atol=1e-15)
