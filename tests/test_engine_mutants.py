@@ -447,3 +447,38 @@ def test_erf_far_from_zero_is_numpys_neighbour():
     z = np.array([-4.0, -3.0, -1.0, 0.3, 2.5, 3.0, 6.0])
     got = ops.erf(mg.Value(z)).data
     np.testing.assert_allclose(got, [math.erf(v) for v in z], rtol=1e-13, atol=1e-15)
+
+
+def test_assigning_data_converts_as_value_does():
+    p = mg.Value(np.ones(2))
+    p.data = np.array([1, 2])                  # integers become float64, as in Value(...)
+    assert p.dtype == np.float64
+    p.data = [1.0, 2.0]
+    assert isinstance(p.data, np.ndarray) and p.dtype == np.float64
+    kept = np.zeros(2, dtype=np.float32)
+    p.data = kept                              # a float array is kept as it is
+    assert p.data is kept
+    p.data = np.array(2.0)                     # 0-d: a numpy scalar, as everywhere
+    assert isinstance(p.data, np.float64)
+
+
+@pytest.mark.parametrize("k", [None, 0, 1, 2, 3, -1, 5])
+def test_rot90_is_numpys(k):
+    x = RNG.normal(size=(2, 3, 4))
+    got = F.rot90(mg.Value(x)) if k is None else F.rot90(mg.Value(x), k)
+    np.testing.assert_array_equal(got.data, np.rot90(x) if k is None else np.rot90(x, k))
+    np.testing.assert_array_equal(F.rot90(mg.Value(x), 1, (2, 0)).data, np.rot90(x, 1, (2, 0)))
+
+
+def test_scatter_windows2d_is_the_adjoint_of_windows2d_with_its_defaults():
+    x = RNG.normal(size=(1, 2, 5, 4))
+    cols = ops.windows2d(mg.Value(x), kernel=(2, 3))
+    c = RNG.normal(size=cols.shape)
+    back = ops.scatter_windows2d(mg.Value(c), shape=x.shape, kernel=(2, 3))
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.sum(cols.data * c), np.sum(x * back.data), rtol=1e-12)
+
+
+def test_a_primitive_shows_its_forward_s_docstring():
+    assert ops.exp.__doc__ == ops.exp.__wrapped__.__doc__
+    assert "d/dx" in ops.exp.__doc__ and "d/da" in ops.multiply.__doc__
