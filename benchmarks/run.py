@@ -76,14 +76,19 @@ def _absent(name: str, module: str) -> Case:
     return Case(name, None, note=f"skipped: {module} not installed")
 
 
+def _peer_absent(cls: type, peers: dict[type, str]) -> Case | None:
+    """The row saying why ``cls`` is not timed, if the library it runs (named in ``peers``) is missing."""
+    peer = peers.get(cls)
+    return _absent(cls.name, peer) if peer and not w.have(peer) else None
+
+
 def bench_mnist(model: str, s: Settings, data: tuple[np.ndarray, np.ndarray, str]) -> list[Row]:
     x, y, _ = data
     params0 = w.mnist_init(model)
     cases = []
     for cls in w.MNIST_TRAINERS:
-        peer = w.TRAINER_PEER.get(cls)
-        if peer and not w.have(peer):
-            cases.append(_absent(cls.name, peer))
+        if absent := _peer_absent(cls, w.TRAINER_PEER):
+            cases.append(absent)
             continue
         try:
             trainer = cls(model, params0)
@@ -107,9 +112,8 @@ def bench_moons(s: Settings) -> list[Row]:
     params0 = w.moons_init(seed=0)
     cases = []
     for cls in w.MOONS_VERSIONS:
-        peer = w.MOONS_PEER.get(cls)
-        if peer and not w.have(peer):
-            cases.append(_absent(cls.name, peer))
+        if absent := _peer_absent(cls, w.MOONS_PEER):
+            cases.append(absent)
             continue
         version = cls(params0, X, y)
         cases.append(Case(cls.name, lambda v=version: v.step(LR["moons"])))

@@ -63,6 +63,26 @@ def _torch() -> Any:
     return importlib.import_module("torch")
 
 
+# The PyTorch adapters' shared halves: each computes its loss its own way, then hands it here.
+
+def torch_loss_and_grads(loss: Any, params: list[Any]) -> tuple[float, list[np.ndarray]]:
+    """The loss and a copy of each parameter's gradient, which is then cleared for the next call."""
+    loss.backward()
+    grads = [p.grad.numpy().copy() for p in params]
+    for p in params:
+        p.grad = None
+    return loss.item(), grads
+
+
+def torch_sgd_step(torch: Any, loss: Any, params: list[Any], lr: float) -> None:
+    """One plain SGD step in place, as PyTorch users write it."""
+    loss.backward()
+    with torch.no_grad():
+        for p in params:
+            p -= lr * p.grad
+            p.grad = None
+
+
 # --------------------------------------------------------------------------------------------------
 # Data and initial weights
 # --------------------------------------------------------------------------------------------------
@@ -210,14 +230,10 @@ def _floor_mlp(params: list[np.ndarray], xb: np.ndarray, yb: np.ndarray) -> tupl
     return loss, [xb.T @ dz1, dz1.sum(axis=0), h.T @ dz2, dz2.sum(axis=0)]
 
 
-class FloorTrainer:
-    """numpy with hand-derived gradients: the floor."""
+class _NumpyWeights:
+    """For trainers whose weights are plain numpy arrays in ``self.params``."""
 
-    name = "numpy floor"
-
-    def __init__(self, model: str, params: list[np.ndarray]) -> None:
-        self.params = [p.copy() for p in params]
-        self.loss_grads = _floor_linear if model == "linear" else _floor_mlp
+    params: list[np.ndarray]
 
     def load(self, params: list[np.ndarray]) -> None:
         for p, q in zip(self.params, params, strict=True):
@@ -225,6 +241,16 @@ class FloorTrainer:
 
     def weights(self) -> list[np.ndarray]:
         return self.params
+
+
+class FloorTrainer(_NumpyWeights):
+    """numpy with hand-derived gradients: the floor."""
+
+    name = "numpy floor"
+
+    def __init__(self, model: str, params: list[np.ndarray]) -> None:
+        self.params = [p.copy() for p in params]
+        self.loss_grads = _floor_linear if model == "linear" else _floor_mlp
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         with np.errstate(over="ignore"):
@@ -373,22 +399,13 @@ class TorchTrainer:
         return mnist_loss(chapter_forward(self.model, self.params, xb), yb, self.torch.where)
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
-        loss = self._loss(xb, yb)
-        loss.backward()
-        grads = [p.grad.numpy().copy() for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return loss.item(), grads
+        return torch_loss_and_grads(self._loss(xb, yb), self.params)
 
     def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> None:
-        self._loss(xb, yb).backward()
-        with self.torch.no_grad():
-            for p in self.params:
-                p -= lr * p.grad
-                p.grad = None
+        torch_sgd_step(self.torch, self._loss(xb, yb), self.params, lr)
 
 
-class AutogradTrainer:
+class AutogradTrainer(_NumpyWeights):
     """HIPS autograd: a loss function of the weights, differentiated by ``value_and_grad``."""
 
     name = "HIPS autograd"
@@ -398,13 +415,6 @@ class AutogradTrainer:
         self.params = [p.copy() for p in params]
         self.value_and_grad = value_and_grad(_autograd_mnist_loss)
         self.model = model
-
-    def load(self, params: list[np.ndarray]) -> None:
-        for p, q in zip(self.params, params, strict=True):
-            p[...] = q
-
-    def weights(self) -> list[np.ndarray]:
-        return self.params
 
     def loss_and_grads(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, list[np.ndarray]]:
         loss, grads = self.value_and_grad(self.params, self.model, xb, yb)
@@ -690,19 +700,10 @@ class MoonsTorch:
         return svm_loss(self.params, moons_forward(self.params, self.X), self.y)
 
     def loss_and_grads(self) -> tuple[float, list[np.ndarray]]:
-        loss = self._loss()
-        loss.backward()
-        grads = [p.grad.numpy().copy() for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return loss.item(), grads
+        return torch_loss_and_grads(self._loss(), self.params)
 
     def step(self, lr: float) -> None:
-        self._loss().backward()
-        with self.torch.no_grad():
-            for p in self.params:
-                p -= lr * p.grad
-                p.grad = None
+        torch_sgd_step(self.torch, self._loss(), self.params, lr)
 
 
 class MoonsAutograd:

@@ -15,6 +15,10 @@ settings.register_profile("default", max_examples=40, deadline=None,
 settings.register_profile("thorough", max_examples=500, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", parent=settings.get_profile("default"), derandomize=True)
+# scripts/mutate.py runs the engine's tests once per mutant: few examples, the same ones every run, and no
+# example database shared between its parallel runs.
+settings.register_profile("mutation", max_examples=2, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
 REPO = Path(__file__).resolve().parents[1]

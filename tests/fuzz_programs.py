@@ -29,6 +29,8 @@ from hypothesis import assume
 import microgradx as mg
 from microgradx.testing import arrays
 
+from op_cases import indices
+
 MARGIN = 0.05          # distance kept from kinks (relu, abs, clip bounds, ties of max and maximum)
 MAX_SIZE = 48          # elements per node: finite differences cost two program runs per input element
 MAX_MAGNITUDE = 30.0   # larger values make central differences too inexact for gradcheck's tolerance
@@ -494,23 +496,8 @@ def indexing(b: Builder) -> None:
     i = b.pick(lambda v: v.ndim >= 1)
     if i is None:
         return
-    v, n = b.values[i].data, _name(i)
-    size = v.shape[0]
-    kind = b.draw(st.sampled_from(["int", "slice", "repeats", "mask", "reversed", "last-axis"]))
-    if kind == "int":
-        index: Any = b.draw(st.integers(-size, size - 1))
-    elif kind == "slice":
-        index = slice(b.draw(st.integers(0, size - 1)), None)
-    elif kind == "repeats":                        # the same element picked several times
-        index = np.array(b.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=5)))
-    elif kind == "mask":
-        bits = b.draw(st.lists(st.booleans(), min_size=size, max_size=size))
-        assume(any(bits))
-        index = np.array(bits)
-    elif kind == "reversed":
-        index = slice(None, None, -1)
-    else:
-        index = (Ellipsis, b.draw(st.integers(-v.shape[-1], v.shape[-1] - 1)))
+    n = _name(i)
+    index = b.draw(indices(b.values[i].shape, nonempty=True))
     b.add(f"{n}[{index!r}]", lambda k, x: k.getitem(x, index), i)
 
 

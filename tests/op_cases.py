@@ -160,22 +160,24 @@ def _broadcast_to(data):
     return (lambda v: mg.broadcast_to(v, shape)), [x]
 
 
+def indices(shape: tuple[int, ...], nonempty: bool = False) -> st.SearchStrategy[Any]:
+    """Every kind of index into an array of ``shape`` (at least 1-d) that getitem's rule must undo: an int, a
+    slice, positions that repeat, a mask (picking something, with ``nonempty``), a reversal, and an int on
+    the last axis behind an Ellipsis."""
+    n, last = shape[0], shape[-1]
+    masks = st.lists(st.booleans(), min_size=n, max_size=n)
+    return st.one_of(
+        st.integers(-n, n - 1),
+        st.integers(0, n - 1).map(lambda start: slice(start, None)),
+        st.lists(st.integers(0, n - 1), min_size=1, max_size=6).map(np.array),
+        (masks.filter(any) if nonempty else masks).map(np.array),
+        st.just(slice(None, None, -1)),
+        st.integers(-last, last - 1).map(lambda j: (Ellipsis, j)))
+
+
 def _getitem(data):
     x = _one(data, min_dims=1)
-    n = x.shape[0]
-    kind = data.draw(st.sampled_from(["int", "slice", "array-repeats", "mask", "negative-step", "tuple"]))
-    if kind == "int":
-        index: Any = data.draw(st.integers(-n, n - 1))
-    elif kind == "slice":
-        index = slice(data.draw(st.integers(0, n - 1)), None)
-    elif kind == "array-repeats":
-        index = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=6)))
-    elif kind == "mask":
-        index = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-    elif kind == "negative-step":
-        index = slice(None, None, -1)
-    else:
-        index = (Ellipsis, 0)
+    index = data.draw(indices(x.shape))
     return (lambda v: v[index]), [x]
 
 

@@ -67,13 +67,17 @@ def expected_idx(content: bytes) -> tuple[int, ...] | None:
     return dims if len(content) == 4 + 4 * ndim + math.prod(dims) else None
 
 
+def read_written_idx(path, content: bytes, gz: bool):
+    """What read_idx makes of ``content`` written to ``path`` (gzipped or not), and the shape it should give
+    (None where it must refuse the file)."""
+    path.write_bytes(gzip.compress(content) if gz else content)
+    return outcome_of_read_idx(path), expected_idx(content)
+
+
 @FUZZ
 @given(content=st.binary(max_size=300), gz=st.booleans())
 def test_read_idx_on_random_bytes(scratch, content, gz):
-    path = scratch / "random"
-    path.write_bytes(gzip.compress(content) if gz else content)
-    result = outcome_of_read_idx(path)
-    shape = expected_idx(content)
+    result, shape = read_written_idx(scratch / "random", content, gz)
     if shape is None:
         assert isinstance(result, DataError)
     else:
@@ -102,10 +106,7 @@ def test_read_idx_on_random_header_fields(scratch, magic, dims, extra, gz):
     # A payload near the claimed size when that is small, else a short one: the header must be refused.
     size = max(0, claimed + extra) if claimed < 10_000 else 100
     content = struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims) + bytes(size)
-    path = scratch / "header"
-    path.write_bytes(gzip.compress(content) if gz else content)
-    result = outcome_of_read_idx(path)
-    shape = expected_idx(content)
+    result, shape = read_written_idx(scratch / "header", content, gz)
     if shape is None:
         assert isinstance(result, DataError)
     else:

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import tracemalloc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,43 +79,49 @@ def build_chain(x: mg.Value, cycles: int) -> tuple[mg.Value, list[weakref.ref]]:
     return y, samples
 
 
-@pytest.mark.slow
-def test_million_op_chain_backward_is_exact_and_frees_everything():
-    cycles = 250_001                                  # 1,000,004 ops, an odd number of sign flips
+def sum_of_uses(x: mg.Value, uses: int) -> tuple[mg.Value, list[weakref.ref]]:
+    """``uses`` uses of one leaf summed (the first add uses it twice), every 10,000th node sampled."""
+    total = x
+    samples = []
+    for i in range(uses - 1):
+        total = total + x
+        if i % 10_000 == 0:
+            samples.append(weakref.ref(total))
+    return total, samples
+
+
+def check_exact_and_frees_everything(leaf: float, build: Callable[[mg.Value], tuple[mg.Value, list]],
+                                     value: float, grad: float) -> None:
+    """``build(x)`` gives a graph's root and weak references to some of its nodes: the root's value and
+    x's gradient must be exact, and once the root is dropped every node must die and every allocator
+    block come back."""
     with gc_paused():
         blocks_before = sys.getallocatedblocks()
-        x = mg.Value(3.0)
-        y, samples = build_chain(x, cycles)
-        assert y.item() == -3.0 - 1.0                 # (-x - 1) after an odd number of cycles
+        x = mg.Value(leaf)
+        y, samples = build(x)
+        assert y.item() == value
         y.backward()
-        assert x.grad == -1.0                         # (-1) ** cycles
-        del y                                         # a million-deep chain deallocated here
+        assert x.grad == grad
+        del y                                         # the whole graph deallocated here
         assert alive(samples) == 0
         x.zero_grad()
         del x
-        # The graph took about three million allocator blocks; every one must be back.
+        # A million-node graph takes about three million allocator blocks; every one must be back.
         assert sys.getallocatedblocks() - blocks_before < 20_000
+
+
+@pytest.mark.slow
+def test_million_op_chain_backward_is_exact_and_frees_everything():
+    cycles = 250_001                                  # 1,000,004 ops, an odd number of sign flips
+    # (-x - 1) after an odd number of cycles, and a derivative of (-1) ** cycles
+    check_exact_and_frees_everything(3.0, lambda x: build_chain(x, cycles), value=-3.0 - 1.0, grad=-1.0)
 
 
 @pytest.mark.slow
 def test_million_uses_of_one_value_backward_is_exact_and_frees_everything():
-    with gc_paused():
-        blocks_before = sys.getallocatedblocks()
-        x = mg.Value(0.75)
-        total = x
-        samples = []
-        for i in range(MILLION - 1):                 # a million uses of x (the first add uses it twice)
-            total = total + x
-            if i % 10_000 == 0:
-                samples.append(weakref.ref(total))
-        assert total.item() == 0.75 * MILLION
-        total.backward()
-        assert x.grad == MILLION                      # a million contributions, summed exactly
-        del total
-        assert alive(samples) == 0
-        x.zero_grad()
-        del x
-        assert sys.getallocatedblocks() - blocks_before < 20_000
+    # a million contributions to one gradient, summed exactly
+    check_exact_and_frees_everything(0.75, lambda x: sum_of_uses(x, MILLION), value=0.75 * MILLION,
+                                     grad=MILLION)
 
 
 @pytest.mark.slow
