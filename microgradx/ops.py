@@ -224,9 +224,9 @@ def _clip_vjp(g, ans, x, lo=None, hi=None):
     # Shaped like the output: array bounds may broadcast x up (the engine sums the gradient back down).
     inside = np.ones(np.shape(ans), dtype=bool)
     if lo is not None:
-        inside &= data_of(x) >= lo
+        inside &= data_of(x) >= data_of(lo)
     if hi is not None:
-        inside &= data_of(x) <= hi
+        inside &= data_of(x) <= data_of(hi)
     return g * inside
 
 
@@ -235,7 +235,7 @@ def clip(x, lo=None, hi=None):
     """x clipped to [lo, hi];  d/dx = g inside [lo, hi] (bounds included), 0 outside."""
     if lo is None and hi is None:
         raise ArgumentError("clip needs lo, hi or both")
-    return np.clip(x, lo, hi)
+    return np.clip(x, data_of(lo), data_of(hi))    # the bounds are parameters: they take no gradient
 
 
 def _tie_share(x, y):
