@@ -679,6 +679,7 @@ remainder = mod     # numpy's two names for one function
 def _flat(g, ans, x, **params):
     return g * 0
 
+
 @primitive(_flat, numpy=np.sign)
 def sign(x):
     """-1, 0 or 1, the sign of x;  d/dx = 0 (also at 0, where sign jumps)"""
