@@ -370,3 +370,17 @@ def test_len_iteration_and_op():
     assert x.op is None and (x * 2).op == "multiply"
     with pytest.raises(TypeError):
         len(mg.Value(1.0))
+
+
+def test_requires_grad_without_an_argument_turns_it_on():
+    x = mg.Value(1.0, requires_grad=False)
+    assert x.requires_grad_() is x and x.requires_grad
+
+
+def test_a_rule_returning_a_shape_that_does_not_broadcast_back_is_named():
+    def twice(x):
+        return x * 2
+    bad = engine.Primitive(twice, [lambda g, ans, x: np.ones(7)])   # not registered: a stray entry
+    x = mg.Value(np.ones(3))
+    with pytest.raises(GradientError, match=r"'twice'.*rule for input #0 returned shape \(7,\)"):
+        engine.record(bad, (x,)).sum().backward()
