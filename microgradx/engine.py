@@ -31,7 +31,6 @@ import inspect
 import itertools
 import operator
 import os
-import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -275,10 +274,10 @@ class Primitive:
         self.symbol = symbol            # how a drawing labels it (``"*"``); the name when None
         self.symmetric = symmetric      # whether its inputs can be swapped (drawings number them if not)
         self.numpy = numpy              # the numpy function it stands for, if any (``np.multiply``)
-        # Inputs are the positional arguments that have a rule; the rest are parameters (axis, shape...).
-        self.n_inputs = sys.maxsize if variadic else len(self.vjps)
-        names = list(inspect.signature(forward).parameters)
-        self.param_names = tuple(names[1:] if variadic else names[len(self.vjps):])
+        # Inputs are the positional arguments that have a rule (for a variadic op, the one sequence of
+        # them); the rest are parameters (axis, shape...).
+        self.n_inputs = 1 if variadic else len(self.vjps)
+        self.param_names = tuple(list(inspect.signature(forward).parameters)[self.n_inputs:])
         self.__doc__ = forward.__doc__
         self.__wrapped__ = forward
 
@@ -307,10 +306,10 @@ class Primitive:
         """The inputs as a tuple and the parameters by name, from numpy's forms: ``reshape(x, (2, 3))``
         and, for a variadic op, ``stack([a, b], 0)``."""
         if not self.variadic:
-            return self._positional_params(args, params, self.n_inputs)
+            return self._positional_params(args, params)
         if not args or not isinstance(args[0], list | tuple):
             raise ArgumentError(f"{self.name}() takes a list or tuple of arrays first, as numpy's does")
-        (sequence,), params = self._positional_params(args, params, 1)
+        (sequence,), params = self._positional_params(args, params)
         return tuple(sequence), params
 
     def _call_converted(self, args: tuple, params: dict) -> Any:
@@ -335,8 +334,9 @@ class Primitive:
                 inputs[i] = c
         return tuple(inputs)
 
-    def _positional_params(self, args: tuple, params: dict, n_inputs: int) -> tuple[tuple, dict]:
+    def _positional_params(self, args: tuple, params: dict) -> tuple[tuple, dict]:
         """numpy-style positional parameters, as in ``reshape(x, (2, 3))``: pass them by name."""
+        n_inputs = self.n_inputs
         extra = args[n_inputs:]
         if len(extra) > len(self.param_names):
             raise ArgumentError(f"{self.name}() takes {n_inputs + len(self.param_names)} "
@@ -544,8 +544,8 @@ class Value:
 
     def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
                  dtype: Any = None) -> None:
-        if isinstance(data, list | tuple) and _holds_values(data):
-            return                          # made by __new__
+        if hasattr(self, "_seq"):
+            return      # a list of Values: __new__ returned their stack, a node already made
         if isinstance(data, Value):
             data = data._data
         arr = to_array(data)
@@ -778,9 +778,9 @@ class Value:
                                  f"{result.shape}, and an in-place update cannot change the shape")
             if isinstance(self._data, np.ndarray) and self._data.flags.writeable:
                 self._data[...] = result            # the same array, its dtype kept
+                self._changed = next(_made)
             else:
-                self._data = result.astype(self.dtype)[()] if self.ndim == 0 else result.astype(self.dtype)
-            self._changed = next(_made)
+                self.data = result.astype(self.dtype)   # a numpy scalar or read-only array: replaced
             return self
         if self._op is None and self.requires_grad:
             raise GradientError(
@@ -1149,16 +1149,15 @@ _NUMPY_INSPECT = {np.shape, np.ndim, np.size, np.allclose, np.isclose, np.array_
 
 
 def _numpy_call(func: Any, method: str, args: Any, kwargs: dict) -> Any:
-    if method == "__call__" and not kwargs.get("out"):
-        op = TABLE.numpy.get(func)
-        if op is not None:
-            kwargs = {k: v for k, v in kwargs.items() if not (k in ("dtype", "out") and v is None)}
-            try:
-                inspect.signature(op).bind(*args, **kwargs)
-            except TypeError as e:
-                raise ArgumentError(f"np.{func.__name__} on a Value records microgradx's {op.__name__}, "
-                                    f"which does not take these arguments ({e})") from None
-            return op(*args, **kwargs)
+    ours = TABLE.numpy.get(func)
+    if method == "__call__" and not kwargs.get("out") and ours is not None:
+        kwargs = {k: v for k, v in kwargs.items() if not (k in ("dtype", "out") and v is None)}
+        try:
+            inspect.signature(ours).bind(*args, **kwargs)
+        except TypeError as e:
+            raise ArgumentError(f"np.{func.__name__} on a Value records microgradx's {ours.__name__}, "
+                                f"which does not take these arguments ({e})") from None
+        return ours(*args, **kwargs)
     if func in _NUMPY_INSPECT or not any(isinstance(a, Value) and a.requires_grad
                                          for a in _flat(args, kwargs)):
         # No gradient is asked of the answer: numpy on the data, as for an array.
@@ -1168,7 +1167,6 @@ def _numpy_call(func: Any, method: str, args: Any, kwargs: dict) -> Any:
             return func(*plain_args, **plain_kwargs)
         return getattr(func, method)(*plain_args, **plain_kwargs)
     name = getattr(func, "__name__", repr(func)) + ("" if method == "__call__" else f".{method}")
-    ours = TABLE.numpy.get(func)
     hint = (f"call mg.{ours.__name__} without out= or other numpy-only arguments" if ours is not None
             else "use microgradx's op of that name if it has one (see the ops table), or compute on "
                  "v.data if no gradient is needed")

@@ -480,15 +480,16 @@ def batch_step(model: Module, loss_func: Callable[[Any, Any], Any],
         loss = loss_func(model(xb), yb)
         loss.backward()
         return loss
-    run = [compile_step(step) if compiled else step]
+    run = compile_step(step) if compiled else step
 
     def step_fn(_model: Module, _loss_func: Any, xb: Any, yb: Any) -> float:
+        nonlocal run
         try:
-            return float(data_of(run[0](xb, yb)))
+            return float(data_of(run(xb, yb)))
         except TraceError as e:
             # A loss that branches on its data cannot be replayed; eager steps give the same numbers.
             warnings.warn(f"this model's step cannot be compiled, so it runs eagerly ({e})", stacklevel=2)
-            run[0] = step
+            run = step
             return float(data_of(step(xb, yb)))
     return step_fn
 
