@@ -8,14 +8,14 @@ numpy arrays and numbers alike, like the primitives, and is registered in the en
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from . import ops
-from .engine import TABLE, Value, as_value, data_of
+from .engine import Value, as_value, data_of
 from .errors import ArgumentError, AxisError, DTypeError, ShapeError
+from .ops import composite
 
 __all__ = ["var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", "squeeze",
            "expand_dims", "std", "argmax", "argmin", "any", "all",
@@ -23,17 +23,6 @@ __all__ = ["var", "logsumexp", "softmax", "log_softmax", "softplus", "flatten", 
            "ravel", "flip", "roll", "rot90", "array_split", "split", "tile", "repeat", "pad", "atleast_1d",
            "atleast_2d", "atleast_3d", "hstack", "vstack", "dstack", "column_stack", "append", "take",
            "take_along_axis", "sort", "argsort"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def composite(numpy: Any = None) -> Callable[[F], F]:
-    """Register a composite in the op table; ``numpy`` is the numpy function it stands for, if any."""
-    def register(fn: F) -> F:
-        fn.numpy = numpy  # type: ignore[attr-defined]
-        return TABLE.register(fn)  # type: ignore[no-any-return]
-    return register
-
 
 def _checked(name: str, x: Any, axis: Any, new_axis: bool = False) -> Any:
     """``axis`` once checked to name axes of ``x`` (or, with ``new_axis``, a place for one)."""

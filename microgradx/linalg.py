@@ -14,8 +14,7 @@ import numpy as np
 from . import ops
 from .engine import data_of
 from .errors import ArgumentError, ShapeError
-from .functional import composite
-from .ops import primitive, swapaxes
+from .ops import composite, primitive, swapaxes
 
 __all__ = ["inv", "det", "slogdet", "logabsdet", "solve", "cholesky", "norm"]
 

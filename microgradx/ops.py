@@ -28,7 +28,7 @@ import builtins
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,18 @@ def primitive(*vjps: Rule | None, expects: str = "", method: str | None = None,
     def register(forward: Callable[..., Any]) -> Primitive:
         return TABLE.register(Primitive(forward, vjps, expects, variadic=variadic, method=method,  # type: ignore[no-any-return]
                                    operators=operators, symbol=symbol, symmetric=symmetric, numpy=numpy))
+    return register
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def composite(numpy: Any = None) -> Callable[[F], F]:
+    """Register a composite (an op made of primitives, with no rule of its own) in the op table;
+    ``numpy`` is the numpy function it stands for, if any (so ``np.var(v)`` records it)."""
+    def register(fn: F) -> F:
+        fn.numpy = numpy  # type: ignore[attr-defined]
+        return TABLE.register(fn)  # type: ignore[no-any-return]
     return register
 
 
@@ -874,20 +886,21 @@ def einsum_of(operands, subscripts):
     return np.einsum(subscripts, *operands, optimize=len(operands) > 1)
 
 
+@composite(np.einsum)
 def einsum(subscripts: str, *operands: Any) -> Any:
     """``np.einsum`` for Values and arrays: ``einsum("ij,jk->ik", a, b)`` is ``a @ b``. No ``...``."""
     _einsum_parts(subscripts, len(operands))     # our error for a bad spec, before numpy's
     return einsum_of(list(operands), subscripts=subscripts)
 
 
-einsum.numpy = np.einsum  # type: ignore[attr-defined]
-TABLE.register(einsum)
+
 
 
 # --------------------------------------------------------------------------------------------------
 # More shapes: numpy's ways to move, cut, repeat and reorder axes and elements
 # --------------------------------------------------------------------------------------------------
 
+@composite(np.moveaxis)
 def moveaxis(x, source, destination):
     """``np.moveaxis``: the axes ``source`` moved to the places ``destination``, the others in order."""
     ndim = np.ndim(x)
@@ -973,6 +986,7 @@ def scatter_windows2d(cols, shape, kernel, stride=(1, 1), padding=(0, 0), dilati
 # Helpers the rules use (compositions of the primitives above, so they work on arrays and Values)
 # --------------------------------------------------------------------------------------------------
 
+@composite(np.swapaxes)
 def swapaxes(x, a=-1, b=-2):
     """``np.swapaxes``: x with two axes exchanged (the last two by default)."""
     if isinstance(x, np.ndarray):
@@ -992,8 +1006,3 @@ def expand_dims(x, axis):
 def squeeze_last(x):
     return reshape(x, shape=np.shape(x)[:-1])
 
-
-# The helpers numpy has under the same names, so np.swapaxes(v, 0, 1) and v.swapaxes(0, 1) reach them.
-moveaxis.numpy, swapaxes.numpy = np.moveaxis, np.swapaxes  # type: ignore[attr-defined]
-TABLE.register(moveaxis)
-TABLE.register(swapaxes)
