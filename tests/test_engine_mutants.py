@@ -479,3 +479,47 @@ def test_scatter_windows2d_is_the_adjoint_of_windows2d_with_its_defaults():
 def test_a_primitive_shows_its_forward_s_docstring():
     assert ops.exp.__doc__ == ops.exp.__wrapped__.__doc__
     assert "d/dx" in ops.exp.__doc__ and "d/da" in ops.multiply.__doc__
+
+
+def test_a_numpy_method_on_a_value_is_named_in_the_error():
+    with pytest.raises(mg.MicrogradxError, match=r"np\.add\.accumulate on a Value"):
+        np.add.accumulate(mg.Value(np.ones(3)))
+
+
+def test_tensordot_refuses_axis_lists_of_different_lengths():
+    a = mg.Value(np.ones((2, 3)))
+    for axes in (([0, 1], [0]), ([0], [0, 1])):
+        with pytest.raises(mg.AxisError, match="equal length"):
+            F.tensordot(a, a, axes=axes)
+
+
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
+def test_pad_is_numpys(mode):
+    x = RNG.normal(size=(3, 4))
+    widths = ((1, 2), (0, 1))
+    np.testing.assert_array_equal(F.pad(mg.Value(x), widths, mode=mode).data, np.pad(x, widths, mode=mode))
+
+
+def test_take_along_axis_with_no_axis_is_numpys():
+    x = RNG.normal(size=(3, 4))
+    idx = np.array([5, 0, 11])
+    np.testing.assert_array_equal(F.take_along_axis(mg.Value(x), idx, None).data,
+                                  np.take_along_axis(x, idx, None))
+
+
+def test_a_generator_under_no_grad_can_be_closed_early():
+    @mg.no_grad()
+    def steps():
+        for i in range(3):
+            yield mg.is_grad_enabled(), i
+
+    gen = steps()
+    assert next(gen) == (False, 0)
+    gen.close()                                 # no "generator ignored GeneratorExit"
+    assert mg.is_grad_enabled()
+
+
+def test_variadic_primitives_take_their_parameters_by_name_only():
+    a = mg.Value(np.ones((2, 3)))
+    assert ops.concatenate.param_names == ("axis",) and ops.stack.param_names == ("axis",)
+    np.testing.assert_array_equal(mg.concatenate([a, a], axis=1).data, np.ones((2, 6)))
