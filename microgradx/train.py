@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from . import checkpoint as ckpt
-from .compile import TraceError
 from .compile import compile as compile_step
 from .data import IMAGE_SHAPE, DataLoader, DataLoaders, LabelledImages, MnistData, to_features, to_targets
 from .engine import Value, data_of, no_grad
@@ -383,12 +381,14 @@ class Trainer:
         self._steps: dict[bool, Callable[..., float]] = {}
 
     def use_step(self) -> None:
-        """Give the learner its per-batch step: compiled unless ``config.compile`` is False (each kind
-        made once, so a compiled step keeps its traces across epochs)."""
-        if self.config.compile not in self._steps:
-            self._steps[self.config.compile] = batch_step(self.model, self.learner.loss_func,
-                                                          self.config.compile)
-        self.learner.step_fn = self._steps[self.config.compile]
+        """Give the learner its per-batch step: compiled unless ``config.compile`` is False or the task
+        has more than two classes (each kind made once, so a compiled step keeps its traces)."""
+        # NOTE: cross-entropy checks its labels against the classes, a branch on data that a trace
+        # cannot replay, so only the chapter's two-class task (mnist_loss) is compiled.
+        compiled = self.config.compile and self.dataset.classes == 2
+        if compiled not in self._steps:
+            self._steps[compiled] = batch_step(self.model, self.learner.loss_func, compiled)
+        self.learner.step_fn = self._steps[compiled]
 
     @property
     def epoch(self) -> int:
@@ -483,14 +483,7 @@ def batch_step(model: Module, loss_func: Callable[[Any, Any], Any],
     run = compile_step(step) if compiled else step
 
     def step_fn(_model: Module, _loss_func: Any, xb: Any, yb: Any) -> float:
-        nonlocal run
-        try:
-            return float(data_of(run(xb, yb)))
-        except TraceError as e:
-            # A loss that branches on its data cannot be replayed; eager steps give the same numbers.
-            warnings.warn(f"this model's step cannot be compiled, so it runs eagerly ({e})", stacklevel=2)
-            run = step
-            return float(data_of(step(xb, yb)))
+        return float(data_of(run(xb, yb)))
     return step_fn
 
 
