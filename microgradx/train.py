@@ -179,9 +179,11 @@ def _spec_of(checkpoint: ckpt.Checkpoint) -> ModelSpec:
     arch = checkpoint.architecture
     spec = None
     sizes = arch.get("sizes")
-    if arch.get("kind") in MODELS and isinstance(sizes, list) and sizes and isinstance(sizes[-1], int) \
+    kind = arch.get("kind")
+    known_kind = isinstance(kind, str) and kind in MODELS     # a file's kind may be any JSON value
+    if known_kind and isinstance(sizes, list) and sizes and isinstance(sizes[-1], int) \
             and not isinstance(sizes[-1], bool) and sizes[-1] >= 1:
-        spec = model_spec(arch["kind"], max(sizes[-1], 2))
+        spec = model_spec(kind, max(sizes[-1], 2))
     if spec is None or arch != spec.architecture:
         known = ", ".join(f"{s.name} ({_sizes(s)})" for s in MODELS.values())
         raise CheckpointError(f"{checkpoint.path}: holds an unknown model architecture {json.dumps(arch)}; "

@@ -285,3 +285,15 @@ def test_any_metadata_loads_or_raises_checkpoint_error(valid, folder, tiny_datas
             reader(path)
         except CheckpointError as e:
             assert str(e).startswith(str(path))
+
+
+def test_an_architecture_kind_that_is_not_a_string_is_a_checkpoint_error(valid, folder, tiny_dataset):
+    # Found by the fuzz test above: a list as the kind was looked up in the table of models, a TypeError.
+    with safe_open(_write(folder, valid[0]), framework="np") as f:
+        meta = {key: json.loads(value) for key, value in f.metadata().items() if key != "sha256"}
+        arrays = {name: f.get_tensor(name) for name in f.keys()}
+    meta["architecture"]["kind"] = []
+    path = _write(folder, _file(arrays, meta))
+    for reader in (load_model, lambda p: Trainer.resume(p, tiny_dataset)):
+        with pytest.raises(CheckpointError, match="unknown model architecture"):
+            reader(path)
