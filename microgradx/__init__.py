@@ -76,6 +76,7 @@ from .learner import (
     CancelFitException,
     EarlyStoppingCallback,
     Learner,
+    LRScheduleCallback,
     ProgressCallback,
     Recorder,
     SaveEachEpochCallback,
@@ -188,6 +189,7 @@ __all__ = [
     "set_num_threads", "GraphvizNotFoundError", "draw_graph", "render_graph",
     "DataLoader", "DataLoaders", "load_image_folder", "load_mnist", "Learner", "Callback",
     "CancelFitException",
-    "EarlyStoppingCallback", "ProgressCallback", "Recorder", "SaveEachEpochCallback", "accuracy",
+    "EarlyStoppingCallback", "LRScheduleCallback", "ProgressCallback", "Recorder", "SaveEachEpochCallback",
+    "accuracy",
     "class_accuracy", "mnist_loss",
 ]

@@ -164,10 +164,15 @@ def _training_data(args: argparse.Namespace) -> Any:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
+    from .learner import SCHEDULES
+
     _add_data_and_model(p, model_default=None)
     p.add_argument("--epochs", type=_positive_int, help="epochs in total (default: the model's)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (default: the model's)")
-    p.add_argument("--batch-size", type=_positive_int, help="default: 256")
+    p.add_argument("--batch-size", type=_positive_int, help="default: the model's")
+    p.add_argument("--schedule", choices=list(SCHEDULES),
+                   help="the learning rate over the run: constant, or from --lr down to 0 along a cosine or "
+                        "a line, set before every batch (default: the model's)")
     p.add_argument("--seed", type=_seed, help="decides the initial weights and the shuffling (default: 0)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"folder for the checkpoint, curves.png and metrics.json (default: {DEFAULT_OUT})")
@@ -210,7 +215,7 @@ def _train(args: argparse.Namespace) -> int:
         model = args.model or "linear"
         trainer = Trainer(TrainConfig.for_model(model, epochs=args.epochs, lr=args.lr,
                                                 batch_size=args.batch_size, seed=args.seed,
-                                                classes=dataset.classes,
+                                                classes=dataset.classes, schedule=args.schedule,
                                                 compile=not args.no_compile), dataset)
         if path.exists():
             print(f"note: starting afresh; {path} from an earlier run will be replaced (--resume continues "
@@ -221,8 +226,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"data: {dataset.source}")
     loss_name = trainer.learner.loss_func.__name__
     momentum = f" momentum {spec.momentum:g}" if spec.momentum else ""
+    schedule = f" ({config.schedule} to 0)" if config.schedule != "constant" else ""
     print(f"model: {spec.description}, {trainer.model.num_parameters()} parameters; {loss_name}, "
-          f"SGD{momentum} lr {config.lr:g}, batch size {config.batch_size}, seed {config.seed}")
+          f"SGD{momentum} lr {config.lr:g}{schedule}, batch size {config.batch_size}, seed {config.seed}")
     if args.resume:
         print(f"resuming {path} at epoch {trainer.epoch} of {config.epochs}")
     means = ("nearer the mean 3 or the mean 7" if dataset.vocab == ("3", "7")
@@ -299,7 +305,8 @@ def _remove_stale_temp_files(out: Path, names: Sequence[str]) -> None:
 
 def _check_same_settings(path: Path, config: Any, args: argparse.Namespace) -> None:
     """On --resume, options given explicitly must agree with the checkpoint's run (except --epochs)."""
-    given = {"model": args.model, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
+    given = {"model": args.model, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
+             "schedule": args.schedule}
     for name, value in given.items():
         if value is not None and value != getattr(config, name):
             option = "--" + name.replace("_", "-")

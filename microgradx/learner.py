@@ -8,8 +8,9 @@ metrics=batch_accuracy).fit(10, lr=1)``; this module gives the same call in micr
 
 One epoch is: for each training batch, :func:`loss_and_grads` (forward, loss, backward), then the
 optimizer's step; then the validation loss and metrics, with no graph recorded. Every other feature (the
-recorder, the progress bar and table, early stopping, checkpoints) is a :class:`Callback` that watches the
-events ``before_fit``, ``before_epoch``, ``before_batch``, ``after_batch``, ``after_epoch``, ``after_fit``.
+recorder, the progress bar and table, early stopping, a learning-rate schedule, checkpoints) is a
+:class:`Callback` that watches the events ``before_fit``, ``before_epoch``, ``before_batch``,
+``after_batch``, ``after_epoch``, ``after_fit``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .optim import SGD, Optimizer
 
 __all__ = [
     "Learner", "Callback", "Recorder", "ProgressCallback", "EarlyStoppingCallback", "SaveEachEpochCallback",
+    "LRScheduleCallback", "SCHEDULES", "sched_constant", "sched_cos", "sched_lin",
     "CancelFitException", "LrFindResult", "loss_and_grads",
 ]
 
@@ -65,7 +67,9 @@ class Callback:
     """Override any of the six events; ``self.learn`` is the :class:`Learner` being trained.
 
     ``learn.epoch`` counts the epochs completed; in ``after_epoch`` the callbacks that run after the
-    :class:`Recorder` (``order`` above -10) see it count the epoch just finished.
+    :class:`Recorder` (``order`` above -10) see it count the epoch just finished. In the batch events,
+    ``learn.iter`` is the batch's index in its epoch (of ``learn.n_iter``), ``learn.xb`` and ``learn.yb``
+    the batch, and, after it, ``learn.loss`` its loss.
 
     Callbacks run in ascending ``order``, then in the order given.
     """
@@ -229,6 +233,80 @@ class SaveEachEpochCallback(Callback):
         self.learn.save(self.path, **self.save_kwargs)
 
 
+def sched_constant(pct: float) -> float:
+    """The same rate throughout: 1 at every point of the training."""
+    return 1.0
+
+
+def sched_cos(pct: float) -> float:
+    """Half a cosine from 1 at the start down to 0 at the end (``pct`` the fraction of training done)."""
+    return 0.5 * (1.0 + math.cos(math.pi * pct))
+
+
+def sched_lin(pct: float) -> float:
+    """A straight line from 1 at the start down to 0 at the end."""
+    return 1.0 - pct
+
+
+# The schedules by the names the command line and :class:`~microgradx.train.TrainConfig` use.
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "constant": sched_constant, "cosine": sched_cos, "linear": sched_lin,
+}
+
+
+class LRScheduleCallback(Callback):
+    """Sets the optimizer's rate before every batch to ``learn.lr * schedule(pct)``, where ``pct`` is the
+    fraction of the training done, counted in batches: ``(epoch + batch / batches) / n_epoch``.
+
+    ``schedule`` is a name of :data:`SCHEDULES` ("cosine", "linear", "constant") or any function of
+    ``pct`` in [0, 1) returning a positive factor. ``n_epoch`` is the length of the training the schedule
+    spans; by default the ``n_epoch`` of each :meth:`Learner.fit`, and it must be given when the training
+    is split over several fits (as :class:`~microgradx.train.Trainer` does, one epoch per fit).
+
+    The rate depends on the position alone, not on what came before, so a Learner resumed from a
+    checkpoint (:meth:`Learner.load`) continues the schedule where it stopped. Between epochs and after
+    the fit, the optimizer holds ``learn.lr`` again, so a checkpoint records the base rate.
+    """
+
+    order = -20     # before every other callback's before_batch, so that they see the batch's rate
+
+    def __init__(self, schedule: str | Callable[[float], float] = "cosine",
+                 n_epoch: int | None = None) -> None:
+        if isinstance(schedule, str):
+            if schedule not in SCHEDULES:
+                raise ArgumentError(f"LRScheduleCallback: unknown schedule {schedule!r}; choose from "
+                                    f"{', '.join(SCHEDULES)} or pass a function of the fraction done")
+            schedule = SCHEDULES[schedule]
+        elif not callable(schedule):
+            raise ArgumentError(f"LRScheduleCallback: schedule must be a name or a function, got "
+                                f"{type(schedule).__name__}")
+        if n_epoch is not None and (isinstance(n_epoch, bool) or not isinstance(n_epoch, int) or n_epoch < 1):
+            raise ArgumentError(f"LRScheduleCallback: n_epoch must be a positive integer, got {n_epoch!r}")
+        self.schedule, self.n_epoch = schedule, n_epoch
+
+    def before_fit(self) -> None:
+        total = self.n_epoch if self.n_epoch is not None else self.learn.n_epoch
+        if self.learn.n_epoch > total:
+            raise ArgumentError(f"LRScheduleCallback: the schedule spans {total} epochs, but fit asks for "
+                                f"{self.learn.n_epoch}")
+        self.total = total
+
+    def before_batch(self) -> None:
+        learn = self.learn
+        pct = (learn.epoch + learn.iter / learn.n_iter) / self.total
+        factor = self.schedule(pct)
+        if not (_is_finite_number(factor) and factor > 0):
+            raise ArgumentError(f"LRScheduleCallback: {_name_of(self.schedule)}({pct:.4g}) gave {factor!r}; "
+                                "a schedule must give a positive factor of the rate")
+        learn.opt.lr = learn.lr * float(factor)
+
+    def after_epoch(self) -> None:
+        self.learn.opt.lr = self.learn.lr
+
+    def after_fit(self) -> None:
+        self.learn.opt.lr = self.learn.lr
+
+
 # --------------------------------------------------------------------------------------------------
 # The Learner
 # --------------------------------------------------------------------------------------------------
@@ -264,6 +342,8 @@ class Learner:
         self.add_cbs([self.recorder, *([ProgressCallback()] if progress else []), *(cbs or [])])
         self.epoch = 0          # epochs completed
         self.n_epoch = 0
+        self.iter = 0           # the batch of the epoch being trained, from 0
+        self.n_iter = 0         # batches in an epoch
         self._checked = False
 
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
@@ -312,11 +392,12 @@ class Learner:
 
     def _one_epoch(self) -> None:
         self.model.train()
+        self.n_iter = len(self.dls.train)
         self._event("before_epoch")
         # numpy's overflow warnings would only say what the finiteness check below says, less clearly.
         with np.errstate(over="ignore", invalid="ignore"):
-            for xb, yb in self.dls.train:
-                self.xb, self.yb = xb, yb        # what the batch callbacks look at
+            for i, (xb, yb) in enumerate(self.dls.train):
+                self.iter, self.xb, self.yb = i, xb, yb        # what the batch callbacks look at
                 self._event("before_batch")
                 self.loss = self._step(self.xb, self.yb)
                 self._event("after_batch")
@@ -504,6 +585,11 @@ def _steepest(lrs: list[float], losses: list[float]) -> float | None:
     values[~np.isfinite(values)] = np.nan
     slopes = np.gradient(values, np.log(lrs[skip:]))
     return lrs[skip + int(np.nanargmin(slopes))] if np.isfinite(slopes).any() else None
+
+
+def _is_finite_number(x: Any) -> bool:
+    return isinstance(x, int | float | np.floating | np.integer) and not isinstance(x, bool) \
+        and math.isfinite(x)
 
 
 def _check_lr(lr: Any) -> None:

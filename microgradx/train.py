@@ -32,7 +32,7 @@ from .data import IMAGE_SHAPE, DataLoader, DataLoaders, LabelledImages, MnistDat
 from .engine import Value, data_of, no_grad
 from .errors import ArgumentError, CheckpointError, DataError, TrainingDivergedError
 from .functional import softmax
-from .learner import Callback, CancelFitException, Learner
+from .learner import SCHEDULES, Callback, CancelFitException, Learner, LRScheduleCallback
 from .losses import accuracy, class_accuracy, mnist_loss
 from .nn import MLP, Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
 from .nn_functional import cross_entropy
@@ -70,6 +70,7 @@ class ModelSpec:
     description: str
     momentum: float = 0.0
     batch_size: int = 256
+    schedule: str = "constant"     # how the rate changes over the run: a name of learner.SCHEDULES
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -317,9 +318,14 @@ class TrainConfig:
     batch_size: int = 256
     seed: int = 0
     compile: bool = True    # each batch's step replayed by mg.compile: the same numbers, faster
+    # The rate over the run: "constant", or "cosine" / "linear" from lr down to 0 over all the epochs
+    # (set per batch by learner.LRScheduleCallback). A checkpoint without it was trained at a constant rate.
+    schedule: str = "constant"
 
     def __post_init__(self) -> None:
         model_spec(self.model)
+        if self.schedule not in SCHEDULES:
+            raise ArgumentError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         for name in ("epochs", "batch_size"):
             n = getattr(self, name)
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -333,14 +339,15 @@ class TrainConfig:
     @classmethod
     def for_model(cls, model: str = "linear", *, epochs: int | None = None, lr: float | None = None,
                   batch_size: int | None = None, seed: int | None = None, classes: int = 2,
-                  compile: bool = True) -> TrainConfig:  # noqa: A002 - the setting's name
+                  compile: bool = True, schedule: str | None = None) -> TrainConfig:  # noqa: A002
         """The settings of ``model`` for ``classes`` classes (the chapter's for two), with any of them
         overridden (None keeps the default)."""
         spec = model_spec(model, classes)
         return cls(model=model, epochs=spec.epochs if epochs is None else epochs,
                    lr=spec.lr if lr is None else lr,
                    batch_size=spec.batch_size if batch_size is None else batch_size,
-                   seed=0 if seed is None else seed, compile=compile)
+                   seed=0 if seed is None else seed, compile=compile,
+                   schedule=spec.schedule if schedule is None else schedule)
 
 
 @dataclass(frozen=True)
@@ -376,8 +383,12 @@ class Trainer:
         def opt_func(params: Any, lr: float) -> SGD:
             return SGD(params, lr=lr, momentum=self.spec.momentum)
 
+        # The schedule spans the whole run (config.epochs), though fit() trains one epoch per call.
+        schedule = [] if config.schedule == "constant" else \
+            [LRScheduleCallback(config.schedule, n_epoch=config.epochs)]
         self.learner = Learner(DataLoaders(self.loader, valid, vocab=list(dataset.vocab)), self.model,
-                               loss_func, opt_func=opt_func, lr=config.lr, metrics=[metric], progress=False)
+                               loss_func, opt_func=opt_func, lr=config.lr, metrics=[metric], cbs=schedule,
+                               progress=False)
         self.optimizer = self.learner.opt
         self.history: list[EpochStats] = []
         self._steps: dict[bool, Callable[..., float]] = {}
@@ -401,7 +412,9 @@ class Trainer:
     def resume(cls, path: str | Path, dataset: Dataset, epochs: int | None = None) -> Trainer:
         """Continue the run saved in checkpoint ``path``, on the same data, up to ``epochs`` in total.
 
-        The model, learning rate, batch size and seed come from the checkpoint.
+        The model, learning rate, schedule, batch size and seed come from the checkpoint. A schedule spans
+        the run's epochs in total, so with a larger ``epochs`` the rest of the run follows the longer
+        schedule (from where the shorter one left off, not from its start).
 
         Raises:
             CheckpointError: the file is unreadable or not a training checkpoint, or ``dataset`` is not the
@@ -592,8 +605,9 @@ def lr_find(dataset: Dataset, model: str = "linear", *, lrs: Sequence[float] | N
 
     losses = []
     for lr in lrs:
+        # Each rate is tried as it is, with no schedule: the question is what that rate does.
         config = TrainConfig.for_model(model, lr=lr, batch_size=batch_size, seed=seed,
-                                       classes=dataset.classes, compile=compile)
+                                       classes=dataset.classes, compile=compile, schedule="constant")
         trainer = Trainer(config, dataset)
         # numpy warnings (overflow in exp) are expected at the rates too large to work: they show as
         # non-finite losses in the result, not as noise on the terminal.

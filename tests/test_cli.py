@@ -112,6 +112,18 @@ def test_resume_refuses_settings_that_differ_from_the_checkpoint(tmp_path, capsy
     assert (tmp_path / CKPT).read_bytes() == before
 
 
+def test_schedule_is_an_option_kept_by_the_checkpoint(tmp_path, capsys):
+    code, out, err = run(capsys, "train", "--epochs", "2", "--schedule", "linear", "--out", tmp_path)
+    assert code == 0, err
+    assert "SGD lr 1 (linear to 0), batch size 256" in out
+    code, plain, _ = run(capsys, "train", "--epochs", "2", "--out", tmp_path / "plain")
+    assert code == 0 and "SGD lr 1, batch size 256" in plain and _table(plain) != _table(out)
+    code, out, err = run(capsys, "train", "--resume", "--schedule", "cosine", "--out", tmp_path)
+    assert code == 2 and "trained with --schedule linear, not cosine" in err
+    code, out, err = run(capsys, "train", "--schedule", "step", "--out", tmp_path)
+    assert code == 2 and "invalid choice: 'step'" in err
+
+
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_good_checkpoint(tmp_path, capsys,
                                                                                monkeypatch):
     code, _, err = run(capsys, "train", "--model", "mlp", "--lr", "1e30", "--out", tmp_path / "new")

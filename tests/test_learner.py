@@ -126,6 +126,74 @@ def test_save_each_epoch_leaves_the_last_complete_epoch(tmp_path):
     assert resumed.epoch == 2
 
 
+class RateSpy(mg.Callback):
+    """Records the rate each batch trains with (after the schedule has set it)."""
+
+    order = 0
+
+    def __init__(self):
+        self.rates = []
+
+    def before_batch(self):
+        self.rates.append(self.learn.opt.lr)
+
+
+@pytest.mark.parametrize("name, expected", [("cosine", lambda p: 0.5 * (1 + np.cos(np.pi * p))),
+                                            ("linear", lambda p: 1 - p), ("constant", lambda p: 1.0)])
+def test_the_lr_schedule_sets_each_batchs_rate_from_the_fraction_done(name, expected):
+    spy = RateSpy()
+    learn = linear_learner(lr=0.8, cbs=[mg.LRScheduleCallback(name), spy])
+    learn.fit(3)
+    n = len(learn.dls.train)
+    done = np.arange(3 * n) / (3 * n)                   # batch b of epoch e: (e + b / n) / 3
+    np.testing.assert_allclose(spy.rates, [0.8 * expected(p) for p in done], rtol=1e-12)
+    assert learn.opt.lr == 0.8 and learn.lr == 0.8      # the base rate is back after the fit
+
+
+def test_a_schedule_given_as_a_function_and_a_fit_beyond_its_span():
+    spy = RateSpy()
+    learn = linear_learner(lr=1.0, cbs=[mg.LRScheduleCallback(lambda pct: 0.1 if pct >= 0.5 else 1.0,
+                                                              n_epoch=4), spy])
+    learn.fit(2)
+    learn.fit(4)                     # the same schedule, continued: n_epoch fixes its span
+    n = len(learn.dls.train)
+    assert spy.rates == [1.0] * (2 * n) + [0.1] * (2 * n)
+    with pytest.raises(ArgumentError, match="spans 4 epochs, but fit asks for 5"):
+        learn.fit(5)
+
+
+def test_a_scheduled_run_split_over_fits_and_a_checkpoint_ends_as_one_fit(tmp_path):
+    straight = linear_learner(lr=1.0, cbs=[mg.LRScheduleCallback("cosine")])
+    straight.fit(4)
+    path = tmp_path / "ckpt.safetensors"
+    first = linear_learner(lr=1.0, cbs=[mg.LRScheduleCallback("cosine", n_epoch=4),
+                                        mg.SaveEachEpochCallback(path)])
+    first.fit(2)
+    resumed = linear_learner(lr=1.0, cbs=[mg.LRScheduleCallback("cosine", n_epoch=4)])
+    resumed.load(path)
+    assert resumed.lr == 1.0                            # the checkpoint holds the base rate
+    for _ in range(2):
+        iter(resumed.dls.train)                         # the shuffles of the two epochs done
+    resumed.fit(4)
+    np.testing.assert_array_equal(resumed.model.weight.data, straight.model.weight.data)
+    assert resumed.recorder.values == straight.recorder.values
+    unscheduled = linear_learner(lr=1.0)
+    unscheduled.fit(4)
+    assert unscheduled.recorder.values != straight.recorder.values
+
+
+def test_bad_schedules_are_refused_by_name():
+    with pytest.raises(ArgumentError, match="unknown schedule 'cos'.*cosine, linear"):
+        mg.LRScheduleCallback("cos")
+    with pytest.raises(ArgumentError, match="n_epoch must be a positive integer"):
+        mg.LRScheduleCallback("cosine", n_epoch=0)
+    with pytest.raises(ArgumentError, match="name or a function"):
+        mg.LRScheduleCallback(3)
+    learn = linear_learner(cbs=[mg.LRScheduleCallback(lambda pct: 1 - 2 * pct)])
+    with pytest.raises(ArgumentError, match=r"<lambda>\(0\.5\) gave 0\.0"):
+        learn.fit(2)
+
+
 def test_predict_gives_the_class_and_probabilities():
     learn = linear_learner()
     learn.fit(2, lr=1)

@@ -158,6 +158,31 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(dataset, tmp_pa
     assert ckpt.load_checkpoint(tmp_path / CHECKPOINT_NAME).epoch == 4
 
 
+def test_a_scheduled_run_resumes_exactly_and_its_schedule_spans_the_whole_run(dataset, tmp_path):
+    config = TrainConfig.for_model("mlp", epochs=4, seed=3, schedule="cosine")
+    straight = Trainer(config, dataset)
+    straight.fit()
+    first = Trainer(TrainConfig.for_model("mlp", epochs=4, seed=3, schedule="cosine"), dataset)
+    first.train_epoch()
+    first.train_epoch()
+    first.save(tmp_path / CHECKPOINT_NAME)
+    assert first.optimizer.lr == config.lr              # the checkpoint holds the base rate
+    resumed = Trainer.resume(tmp_path / CHECKPOINT_NAME, dataset)
+    assert resumed.config.schedule == "cosine"
+    resumed.fit()
+    assert _weights(resumed) == _weights(straight) and resumed.history == straight.history
+    constant = Trainer(TrainConfig.for_model("mlp", epochs=4, seed=3, schedule="constant"), dataset)
+    constant.fit()
+    assert constant.history != straight.history
+
+
+def test_train_config_refuses_an_unknown_schedule():
+    with pytest.raises(ValueError, match="unknown schedule 'step'; choose from constant, cosine, linear"):
+        TrainConfig.for_model("linear", schedule="step")
+    # a checkpoint written before schedules existed holds no "schedule": it trained at a constant rate
+    assert TrainConfig(model="linear", epochs=1, lr=1.0, batch_size=256, seed=0).schedule == "constant"
+
+
 def test_resume_refuses_other_data(dataset, tmp_path):
     Trainer(TrainConfig.for_model("linear", epochs=1), dataset).fit(tmp_path)
     images, labels = load_mnist_3_7().train_images[:8], np.array([3, 7] * 4, np.uint8)
