@@ -23,7 +23,8 @@ from microgradx import functional, linalg, nn_functional, ops
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 API_MODULES = ["engine", "ops", "functional", "linalg", "nn", "nn_functional", "losses", "optim", "data",
-               "train", "checkpoint", "threads", "viz", "testing", "errors", "transforms", "user_ops"]
+               "learner", "train", "checkpoint", "threads", "viz", "testing", "errors", "transforms",
+               "user_ops"]
 
 
 def load_hook(name: str):
@@ -112,7 +113,7 @@ def test_value_backward_is_documented(site):
 
 
 @pytest.mark.parametrize("name", ["quickstart.md", "concepts.md", "from-pytorch.md", "transforms.md",
-                                  "defining-an-op.md", "compile.md"])
+                                  "defining-an-op.md", "compile.md", "learner.md"])
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")   # concepts' anomaly-mode example
 def test_the_examples_run(name, capsys):
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / name).read_text(encoding="utf-8"), re.S)

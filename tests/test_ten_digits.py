@@ -65,13 +65,15 @@ def test_ten_digit_idx_files_train_a_softmax_model_and_predict_prints_the_digit(
         assert digit in "0123456789" and 0.1 <= float(p.rstrip(")")) <= 1
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_the_digits_sample_trains_each_model(tmp_path, capsys, model):
-    code, out, err = run(capsys, "train", "--sample", "digits", "--model", model, "--epochs", "3",
+# The CNN's default 6 epochs: it leaves its first plateau in the third epoch on 800 digits (13 batches an
+# epoch), and a cosine schedule squeezed into 3 epochs has lowered the rate before then.
+@pytest.mark.parametrize("model, epochs", [("mlp", 3), ("cnn", 6)])
+def test_the_digits_sample_trains_each_model(tmp_path, capsys, model, epochs):
+    code, out, err = run(capsys, "train", "--sample", "digits", "--model", model, "--epochs", epochs,
                          "--out", tmp_path, "--quiet")
     assert code == 0, err
     history = json.loads((tmp_path / "metrics.json").read_text())["history"]
-    assert len(history) == 3 and history[-1]["valid_loss"] < history[0]["valid_loss"]
+    assert len(history) == epochs and history[-1]["valid_loss"] < history[0]["valid_loss"]
     assert history[-1]["valid_accuracy"] > 0.3           # chance is 0.1
 
 
