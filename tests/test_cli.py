@@ -66,7 +66,7 @@ def test_train_prints_the_baseline_and_the_table_and_writes_its_files(tmp_path, 
     import json
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["config"] == {"model": "linear", "epochs": 3, "lr": 1.0, "batch_size": 256, "seed": 0,
-                                 "compile": True}
+                                 "compile": True, "schedule": "constant"}
     assert metrics["final"]["valid_accuracy"] == pytest.approx(float(table[-1].split()[-1]), abs=5e-5)
     assert ckpt.load_checkpoint(out_dir / CKPT).epoch == 3
     # Training afresh into the same folder says that it replaces the earlier run's checkpoint.
