@@ -12,7 +12,7 @@ import pytest
 
 from microgradx import checkpoint as ckpt
 from microgradx.data import MnistData, load_mnist_3_7
-from microgradx.errors import CheckpointError, DataError
+from microgradx.errors import ArgumentError, CheckpointError, DataError
 from microgradx.train import (
     CHECKPOINT_NAME,
     Dataset,
@@ -21,6 +21,7 @@ from microgradx.train import (
     Trainer,
     build_model,
     evaluate,
+    lenet,
     load_model,
     lr_find,
     pixel_similarity_accuracy,
@@ -65,6 +66,40 @@ def test_the_mlp_is_the_books_simple_net():
     assert [p.shape for p in model.parameters()] == [(784, 30), (30,), (30, 1), (1,)]
     assert np.abs(model.layers[0].weight.data).max() <= 1 / np.sqrt(784)
 
+
+
+def _fan_in(layer) -> int:
+    w = layer.weight.data
+    return w.shape[0] if w.ndim == 2 else int(np.prod(w.shape[1:]))    # Linear is (n_in, n_out)
+
+
+def test_lenet_kaiming_init_is_hes_uniform_bound_with_zero_biases():
+    uniform, kaiming = lenet(1, rng=0), lenet(1, rng=0, init="kaiming")
+    layers = [(u, k) for u, k in zip(uniform.layers, kaiming.layers, strict=True) if hasattr(u, "weight")]
+    assert len(layers) == 5      # two convolutions, three linear layers
+    for i, (u, k) in enumerate(layers):
+        # He's bound on the four layers a ReLU follows; the output layer keeps the uniform scale
+        bound = np.sqrt(6 / _fan_in(k)) if i < 4 else 1 / np.sqrt(_fan_in(k))
+        assert np.abs(k.weight.data).max() <= bound * (1 + 1e-6)
+        assert np.abs(k.weight.data).max() > 0.9 * bound          # it fills the bound, not a fraction of it
+        assert not k.bias.data.any()
+        assert np.abs(u.weight.data).max() <= 1 / np.sqrt(_fan_in(u)) * (1 + 1e-6)
+        assert u.bias.data.any()
+    # He et al.'s variance, 2 / fan_in, on the layers with enough weights to measure it
+    for _, k in layers[1:4]:
+        assert abs(k.weight.data.std() / np.sqrt(2 / _fan_in(k)) - 1) < 0.05
+
+
+def test_the_two_class_cnn_starts_from_kaiming_and_the_ten_class_from_uniform():
+    two, ten = build_model("cnn", seed=0), build_model("cnn", seed=0, classes=10)
+    assert not two.layers[1].bias.data.any()
+    assert ten.layers[1].bias.data.any()
+    assert np.abs(ten.layers[1].weight.data).max() <= 1 / 5 * (1 + 1e-6)     # fan_in 25
+
+
+def test_lenet_refuses_an_unknown_init():
+    with pytest.raises(ArgumentError, match="unknown init 'he'.*uniform, kaiming"):
+        lenet(1, init="he")
 
 def _images(value_left: int, value_right: int, n: int) -> np.ndarray:
     img = np.zeros((n, 28, 28), np.uint8)
@@ -356,3 +391,16 @@ def test_mlp_reaches_the_books_accuracy_on_the_full_sample(full_png_folder):
     # The chapter: 784-30-1 with ReLU, lr 0.1, 40 epochs: 98.2%.
     history = Trainer(TrainConfig.for_model("mlp"), _full_dataset(full_png_folder)).fit()
     assert history[-1].valid_accuracy >= 0.982
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cnn_meets_the_3_vs_7_target_on_the_full_sample(full_idx_folder, seed):
+    # Issue 15's target for the CNN on the chapter's data: >= 99.5% (its resnet18: 99.7%), from the final
+    # epoch, with the defaults (sigmoid output and mnist_loss, as the chapter's models). About a minute and
+    # a half a seed: the second seed runs with MICROGRADX_LONG=1.
+    if seed and not os.environ.get("MICROGRADX_LONG"):
+        pytest.skip("a second seed of the 3-vs-7 CNN's full run; set MICROGRADX_LONG=1 to run it")
+    history = Trainer(TrainConfig.for_model("cnn", seed=seed), _full_dataset(full_idx_folder)).fit()
+    assert history[-1].valid_accuracy >= 0.995
