@@ -398,8 +398,8 @@ def test_mlp_reaches_the_books_accuracy_on_the_full_sample(full_png_folder):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cnn_meets_the_3_vs_7_target_on_the_full_sample(full_idx_folder, seed):
     # Issue 15's target for the CNN on the chapter's data: >= 99.5% (its resnet18: 99.7%), from the final
-    # epoch, with the defaults (sigmoid output and mnist_loss, as the chapter's models). About a minute and
-    # a half a seed: the second seed runs with MICROGRADX_LONG=1.
+    # epoch, with the defaults (sigmoid output and mnist_loss, as the chapter's models). About 75 s a seed:
+    # the second seed runs with MICROGRADX_LONG=1.
     if seed and not os.environ.get("MICROGRADX_LONG"):
         pytest.skip("a second seed of the 3-vs-7 CNN's full run; set MICROGRADX_LONG=1 to run it")
     history = Trainer(TrainConfig.for_model("cnn", seed=seed), _full_dataset(full_idx_folder)).fit()
