@@ -100,10 +100,10 @@ class ToImages(Module):
 
 # How lenet() draws its initial weights. "uniform": each layer's own, PyTorch's scale (uniform within
 # 1/sqrt(fan_in)), whose outputs have a third of the inputs' variance, and after a ReLU half that again, so
-# the signal shrinks about sixfold a layer. "kaiming": He et al. (2015) for the layers followed by a ReLU,
-# uniform within sqrt(6 / fan_in) (a variance of 2 / fan_in), which keeps the signal's scale through them;
-# the output layer keeps the uniform scale, as no ReLU follows it, and large initial logits would push a
-# sigmoid output into saturation, where mnist_loss has no gradient left. Biases start at 0.
+# the signal's variance shrinks about sixfold a layer. "kaiming": He et al. (2015) for the layers a ReLU
+# follows, uniform within sqrt(6 / fan_in) (a variance of 2 / fan_in), which keeps the signal's scale
+# through them; the output layer keeps the uniform scale, as no ReLU follows it, and large initial logits
+# would push a sigmoid output into saturation, where mnist_loss has no gradient left. Biases start at 0.
 LENET_INITS = ("uniform", "kaiming")
 
 
