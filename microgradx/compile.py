@@ -144,6 +144,7 @@ class _Program:
         self.constants: dict[int, Any] = {}
         self.inputs: list[tuple[str, Any, int]] = []  # ("arg", path, slot) / ("leaf", k, slot) / "leafdata"
         self.steps: list[tuple[Any, str, tuple, dict, int | None]] = []
+        self.notes: dict[int, str] = {}   # step index -> the op or rule whose numpy calls start there
         self.result: Any = None
 
     def slot(self) -> int:
@@ -203,7 +204,9 @@ class _Program:
         def text(r: Any) -> str:
             return _text(r, names)
 
-        for func, hint, args, kwargs, out in self.steps:
+        for k, (func, hint, args, kwargs, out) in enumerate(self.steps):
+            if k in self.notes:
+                lines.append(f"# {self.notes[k]}")
             call = name_of(func, hint) + "(" + ", ".join(
                 [text(a) for a in args] + [f"{k}={text(v)}" for k, v in kwargs.items()]) + ")"
             lines.append(call if out is None else f"t{out} = {call}")
@@ -402,6 +405,9 @@ class _Tracked(np.ndarray):
     def flatten(self, order: str = "C") -> Any:
         return _TRACER.numpy_line(np.ravel, "ravel", (self,), {})
 
+    def swapaxes(self, a: int, b: int) -> Any:
+        return _TRACER.numpy_line(np.swapaxes, "swapaxes", (self, a, b), {})
+
     def transpose(self, *axes: Any) -> Any:
         return _TRACER.numpy_line(np.transpose, "transpose", (self, axes or None), {})
 
@@ -500,6 +506,8 @@ class _Tracer:
         self.leaf_slots: dict[int, int] = {}   # id of such a Value -> the slot holding the Value itself
         self.inputs: dict[int, int] = {}    # id of a Value argument -> the slot holding the Value itself
         self.start = 0
+        self.inlining = False               # inside inline(): arrays made unseen are refused
+        self.errstate: dict[str, str] = {}
 
     # ---- slots ----------------------------------------------------------------------------------
 
@@ -526,6 +534,10 @@ class _Tracer:
             return _Nested(type(x), items)
         if isinstance(x, dict):
             return _Nested(dict, {k: self.ref(v) for k, v in x.items()})
+        if self.inlining and isinstance(x, np.ndarray | np.generic):
+            # An array an inlined call made without the tracer seeing it (np.empty filled in place,
+            # np.asarray of a followed one): as a constant it could be stale at a replay.
+            raise _Escaped
         return self.program.constant(x)
 
     def value_slot(self, v: Value) -> int:
@@ -582,12 +594,25 @@ class _Tracer:
 
     def numpy_line(self, func: Any, name: str, args: Any, kwargs: dict) -> Any:
         """A numpy call on followed arrays: computed on plain arrays, written as a step, result followed."""
+        if self.inlining and np.geterr() != self.errstate:
+            raise _Escaped      # a call under its own np.errstate: a line would lose that setting
         out = func(*self.plain(args), **self.plain(kwargs))
         if not isinstance(out, np.ndarray | np.generic):
             if isinstance(out, bool | float):
                 raise _refused(f"np.{name} of an array computed from a Value's data, to a Python value")
             return out        # shapes, dtypes, Values (recorded by the hook): nothing more to write
-        return self.tracked(out, self.step(func, name, args, kwargs))
+        refs = tuple(self.ref(a) for a in args), {k: self.ref(v) for k, v in kwargs.items()}
+        if all(r in self.program.constants for r in _flat_of(refs)):
+            return self.tracked(out, self.program.constant(out))  # constants only: computed once, now
+        if not self.inlining:
+            self.program.notes[len(self.program.steps)] = "numpy, called on followed data"
+        if func is np.mean and _plain_mean(args, kwargs, out):
+            # np.mean is numpy's sum then a division, behind Python-level checks: the two calls give
+            # the same numbers for float32 and float64 (float16 is summed in float32: left as it is).
+            total = self.program.step(_add_reduce, "sum", refs[0], refs[1])
+            n = self.program.constant(np.size(args[0]) // np.size(out))
+            return self.tracked(out, self.program.step(np.true_divide, "divide", (total, n), {}))
+        return self.tracked(out, self.program.step(func, name, *refs))
 
     def record(self, op: Any, args: Any, params: dict, converted: bool) -> Any:
         """The hook in engine.record: run the op unhooked, then write its step."""
@@ -618,11 +643,71 @@ class _Tracer:
         finally:
             engine._tracer = self
         call_args: Any = (list(plain),) if op.variadic else plain
-        slot = self.step(op.forward, op.name, call_args, params)
+        slot = self.inline(op.forward, op.name, call_args, params, _plain(out._data) if isinstance(out, Value)
+                           else out)
         if isinstance(out, Value):
             self.name(out, slot)
             return out
         return self.tracked(out, slot)                # plain numpy on followed arrays
+
+    def inline(self, func: Any, hint: str, args: tuple, kwargs: dict, result: Any) -> int | None:
+        """Write ``func(*args, **kwargs)`` as steps: when ``func`` is one of the library's forwards or
+        rules on arrays, the numpy calls it makes, one line each (its masks become lines too, so they are
+        recomputed); else, or when the call does something the tracer cannot follow, one step calling
+        ``func``. Either way the caller has already computed the eager result."""
+        refs = tuple(self.ref(a) for a in args)
+        krefs = {k: self.ref(v) for k, v in kwargs.items()}
+        if _inlinable(func) and all(r in self.program.constants for r in _flat_of((refs, krefs))):
+            return self.program.constant(result)    # constants only (a seed scaled): computed once, now
+        if _inlinable(func) and _has_array((args, tuple(kwargs.values()))):
+            mark = len(self.program.steps)
+            targs = tuple(self.as_tracked(a, r) for a, r in zip(args, refs, strict=True))
+            tkwargs = {k: self.as_tracked(v, krefs[k]) for k, v in kwargs.items()}
+            # An op that ``func`` calls is inlined in turn (or, if it cannot be, is one step of its own).
+            previous = engine._tracer, self.inlining, self.errstate
+            engine._tracer, self.inlining = _Inliner(self), True
+            try:
+                with np.errstate(all="ignore"):             # the eager call has warned already
+                    self.errstate = np.geterr()
+                    out = func(*targs, **tkwargs)
+                if isinstance(out, _Tracked) and out._slot is not None:
+                    for k in [k for k in self.program.notes if k >= mark]:
+                        del self.program.notes[k]             # the ops it called: not named again
+                    if len(self.program.steps) > mark:
+                        self.program.notes[mark] = hint     # a comment above its lines
+                    return out._slot
+            except Exception:  # noqa: BLE001, S110 - anything it cannot follow: it stays one step
+                pass
+            finally:
+                engine._tracer, self.inlining, self.errstate = previous
+            del self.program.steps[mark:]
+            for k in [k for k in self.program.notes if k >= mark]:
+                del self.program.notes[k]
+        return self.program.step(func, hint, refs, krefs)
+
+    def as_tracked(self, a: Any, r: Any) -> Any:
+        """An operand of an inlined call, its arrays followed from their slots ``r``."""
+        if isinstance(r, _Nested) and r.kind is not dict and isinstance(a, list | tuple):
+            return type(a)(self.as_tracked(x, y) for x, y in zip(a, r.items, strict=True))
+        if type(r) is int:
+            data = a._data if isinstance(a, Value) else a
+            if isinstance(data, np.ndarray | np.generic):
+                return self.tracked(_plain(data), r)
+        return a
+
+    def unbroadcast(self, slot: int, gi: Any, shape: tuple[int, ...]) -> int:
+        """engine._unbroadcast as steps: the axes to sum, and whether a reshape follows, are fixed once
+        the shapes are."""
+        gshape = np.shape(gi)
+        extra = len(gshape) - len(shape)
+        stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
+        axes = tuple(range(extra)) + stretched
+        self.program.notes[len(self.program.steps)] = "unbroadcast"
+        if axes:
+            slot = self.program.step(_add_reduce, "sum", (slot,), {"axis": self.program.constant(axes)})
+        if tuple(n for i, n in enumerate(gshape) if i not in axes) != shape:
+            slot = self.program.step(np.reshape, "reshape", (slot, self.program.constant(shape)), {})
+        return slot  # type: ignore[return-value]
 
     # ---- the reverse pass -----------------------------------------------------------------------
 
@@ -659,8 +744,6 @@ class _Tracer:
             args = (x,) if y is _NO_INPUT else (x, y) + node._more
             inputs = tuple(_plain(a._data) if isinstance(a, Value) else _plain(a) for a in args)
             ans = _plain(node._data)
-            arg_refs = tuple(self.ref(a) for a in args)
-            param_refs = {k: self.ref(v) for k, v in params.items()}
             for i, arg in enumerate(args):
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue
@@ -670,11 +753,11 @@ class _Tracer:
                 if arg._changed > node._seq:
                     engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
-                slot = self.program.step(rule, f"{op.name}_d{i}",
-                                         (gslot[node], self.slots[id(node)], *arg_refs), param_refs)
+                slot = self.inline(rule, f"{op.name}_d{i}", (self.tracked(g, gslot[node]),
+                                   self.tracked(ans, self.slots[id(node)]), *args), params, gi)
                 shape = arg._data.shape
                 if np.shape(gi) != shape:
-                    slot = self.program.step(_unbroadcaster(np.shape(gi), shape), "unbroadcast", (slot,), {})
+                    slot = self.unbroadcast(slot, gi, shape)
                     gi = engine._unbroadcast(gi, shape, node, i)
                 previous = grads.get(arg)
                 if previous is not None:
@@ -865,6 +948,62 @@ class _Tracer:
         obj = self.object_slot(leaf)
         if obj is not None:
             self.program.step(_store_leaf, "_store_leaf", (obj, g._slot), {}, out=False)
+
+
+def _plain_mean(args: Any, kwargs: dict, out: Any) -> bool:
+    """Whether a call np.mean(x, axis=..., keepdims=...) may be written as a sum and a division."""
+    return (len(args) == 1 and isinstance(args[0], _Tracked) and args[0].dtype in (np.float32, np.float64)
+            and args[0].size > 0 and set(kwargs) <= {"axis", "keepdims"})
+
+
+_add_reduce = np.add.reduce   # one object, so the program names it once
+
+
+class _Inliner:
+    """Stands for the tracer in engine.record while a call is inlined: an op that the call makes on
+    followed arrays is inlined too, or written as one step when it cannot be."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        self.tracer = tracer
+
+    def record(self, op: Any, args: Any, params: dict, converted: bool) -> Any:
+        if engine._holds_values(args):
+            raise _Escaped      # a Value inside a rule: a differentiable pass, which is refused
+        tracer = self.tracer
+        call_args = (list(args),) if op.variadic else tuple(args)
+        out = op.forward(*tracer.plain(call_args), **tracer.plain(params))
+        slot = tracer.inline(op.forward, op.name, call_args, params, out)
+        return tracer.tracked(out, slot)
+
+    def backprop(self, *args: Any) -> Any:
+        raise _Escaped
+
+
+class _Escaped(Exception):  # noqa: N818 - a signal inside the tracer, never raised to the user
+    """An inlined call did something the tracer cannot write as lines; it is kept as one step."""
+
+
+_INLINED_MODULES = frozenset({"microgradx.ops", "microgradx.linalg"})
+
+
+def _inlinable(func: Any) -> bool:
+    """Whether ``func`` is the library's own forward or rule, whose numpy calls may be written as lines
+    (a user's op may reach numpy in ways the tracer cannot see, so it stays one step)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__module__", None) in _INLINED_MODULES
+
+
+def _has_array(x: Any) -> bool:
+    """Whether an array with at least one dimension is among the operands ``x``. A call on numbers alone
+    stays one step: the ops' fast paths for numpy scalars beat a line per ufunc."""
+    if isinstance(x, Value):
+        return np.ndim(x._data) > 0
+    if isinstance(x, np.ndarray):
+        return x.ndim > 0
+    if isinstance(x, list | tuple):
+        return any(_has_array(i) for i in x)
+    return False
 
 
 def _zero_grad(v: Value) -> None:
