@@ -101,6 +101,20 @@ class _Compiled:
         return next(reversed(self.traces.values())).source
 
 
+def guard(test: Callable[..., None], *arrays: Any) -> None:
+    """Run ``test(*arrays)``, a check that raises our error on bad data (a class label out of range).
+
+    Library code calls its checks on data through this, so that they hold under ``compile`` too: while a
+    trace runs, the check is also written as a step of the program, so that every replay checks its own
+    data (a guard) and raises the same error, where an ``if`` on the data would be refused.
+    """
+    tracer = _TRACER
+    if isinstance(tracer, _Tracer) and tracer.follows(arrays):
+        tracer.program.step(test, test.__name__, tuple(tracer.ref(a) for a in arrays), {}, out=False)
+        arrays = tracer.plain(arrays)
+    test(*arrays)
+
+
 def _signature(x: Any) -> Any:
     """What a trace is specialised on: shapes and dtypes of arrays, the values of other arguments."""
     if isinstance(x, Value):
@@ -507,6 +521,7 @@ class _Tracer:
         self.inputs: dict[int, int] = {}    # id of a Value argument -> the slot holding the Value itself
         self.start = 0
         self.inlining = False               # inside inline(): arrays made unseen are refused
+        self.outside: list[int] = []        # steps of numpy calls made outside any op (named once a run)
         self.errstate: dict[str, str] = {}
 
     # ---- slots ----------------------------------------------------------------------------------
@@ -604,8 +619,10 @@ class _Tracer:
         refs = tuple(self.ref(a) for a in args), {k: self.ref(v) for k, v in kwargs.items()}
         if all(r in self.program.constants for r in _flat_of(refs)):
             return self.tracked(out, self.program.constant(out))  # constants only: computed once, now
-        if not self.inlining:
+        if not self.inlining and self.outside[-1:] != [len(self.program.steps) - 1]:
             self.program.notes[len(self.program.steps)] = "numpy, called on followed data"
+        if not self.inlining:
+            self.outside.append(len(self.program.steps))
         if func is np.mean and _plain_mean(args, kwargs, out):
             # np.mean is numpy's sum then a division, behind Python-level checks: the two calls give
             # the same numbers for float32 and float64 (float16 is summed in float32: left as it is).
