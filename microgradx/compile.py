@@ -30,6 +30,7 @@ import os
 import random
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -684,8 +685,9 @@ class _Tracer:
             previous = engine._tracer, self.inlining, self.errstate
             engine._tracer, self.inlining = _Inliner(self), True
             try:
-                with np.errstate(all="ignore"):             # the eager call has warned already
-                    self.errstate = np.geterr()
+                self.errstate = np.geterr()
+                with warnings.catch_warnings():               # the eager call has warned already
+                    warnings.simplefilter("ignore")
                     out = func(*targs, **tkwargs)
                 if isinstance(out, _Tracked) and out._slot is not None:
                     for k in [k for k in self.program.notes if k >= mark]:

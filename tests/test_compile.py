@@ -4,6 +4,7 @@ cannot replay (control flow on values, random draws, in-place changes inside the
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import tracemalloc
 import weakref
@@ -129,6 +130,70 @@ def test_where_condition_from_an_input_array_is_recomputed():
     for t in ([1, 0, 1, 0], [0, 0, 1, 1]):
         t = np.array(t, dtype=float)
         assert_same(compiled(x, t)[1], f(x, t)[1])
+
+
+def _new_data_replays_as_eager(f, shape, seed=0):
+    compiled = mg.compile(f)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        x = rng.normal(size=shape)
+        value, grad = f(x)
+        got_value, got_grad = compiled(x)
+        assert_same(got_value, value)
+        assert_same(got_grad, grad)
+    assert len(compiled.traces) == 1
+    return compiled
+
+
+def test_rules_the_tracer_cannot_follow_stay_one_step_and_recompute_their_masks():
+    # clip's rule starts from np.ones (an array the tracer does not see made); power's rule for the
+    # exponent runs under its own np.errstate: each is one call of the rule, run again at every replay.
+    compiled = _new_data_replays_as_eager(mg.value_and_grad(lambda x: x.clip(-0.5, 0.5).sum()), (6,))
+    assert "clip_d0(" in compiled.program
+    compiled = _new_data_replays_as_eager(mg.value_and_grad(lambda x: (abs(x) ** x).sum()), (6,))
+    assert "power_d1(" in compiled.program
+    # relu's rule, which it can follow, is written as its numpy calls: its mask is a line.
+    compiled = _new_data_replays_as_eager(mg.value_and_grad(lambda x: x.relu().sum()), (6,))
+    assert "relu_d0(" not in compiled.program and "greater(" in compiled.program
+
+
+@mg.primitive(lambda g, ans, x: g * (np.asarray(x) > 0))
+def _users_relu(x):
+    return np.maximum(np.asarray(x), 0)
+
+
+def test_a_users_op_stays_one_step_and_an_unseen_array_is_never_baked_in(monkeypatch):
+    f = mg.value_and_grad(lambda x: _users_relu(x * 1.0).sum())
+    compiled = _new_data_replays_as_eager(f, (6,))
+    assert "_users_relu_d0(" in compiled.program        # a user's rule: one call, not followed
+    # Even if the tracer tried to follow it, the mask made by np.asarray (a plain array it cannot see)
+    # would make it fall back to one call rather than bake the first call's mask in.
+    monkeypatch.setattr(compile_module, "_INLINED_MODULES", {__name__})
+    compiled = _new_data_replays_as_eager(f, (6,), seed=1)
+    assert "_users_relu_d0(" in compiled.program
+
+
+def test_steps_of_constants_alone_are_computed_once():
+    w = mg.Value(np.ones((3, 1)))
+    compiled = mg.compile(linear_step(w, mg.Value(np.zeros(1))))
+    compiled(np.ones((2, 3)), np.ones((2, 1)))
+    # Every call line takes something computed at the replay (a slot t.., or a Value from outside).
+    body = compiled.program.splitlines()[1:-1]
+    calls = [line for line in body if "(" in line and not line.lstrip().startswith("#")]
+    assert calls and all(re.search(r"\(.*\b(t\d+|leaves\[\d+\])", line) for line in calls), body
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_mean_replays_bit_for_bit_in_every_float_dtype(dtype):
+    f = mg.value_and_grad(lambda x: (x * x).mean(axis=0).sum() + x.mean())
+    compiled = mg.compile(f)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.normal(size=(7, 3)).astype(dtype)
+        (value, grad), (got_value, got_grad) = f(x), compiled(x)
+        np.testing.assert_array_equal(got_value, value)
+        np.testing.assert_array_equal(got_grad, grad)
+        assert np.asarray(got_value).dtype == np.asarray(value).dtype == dtype
 
 
 # --------------------------------------------------------------------------------------------------
