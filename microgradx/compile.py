@@ -80,14 +80,16 @@ class _Compiled:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if engine._Mode.anomaly or engine._tracer is not None:
             return self.fn(*args, **kwargs)    # anomaly checks and a trace inside a trace: run eagerly
-        key = (tuple(map(_signature, args)), tuple((k, _signature(v)) for k, v in sorted(kwargs.items())),
+        key = (tuple(map(_signature, args)),
+               tuple((k, _signature(v)) for k, v in sorted(kwargs.items())) if kwargs else (),
                engine._Mode.grad_enabled)
         trace = self.traces.get(key)
         if trace is not None:
             leaves = trace.live_leaves()
             if leaves is not None:
-                self.traces.move_to_end(key)
-                return trace.replay(args, kwargs, leaves)
+                if len(self.traces) > 1:
+                    self.traces.move_to_end(key)
+                return trace.run(args, kwargs, leaves)
         trace, result = _trace(self.fn, args, kwargs)
         self.traces[key] = trace
         if len(self.traces) > self.cache_size:
@@ -118,10 +120,12 @@ def guard(test: Callable[..., None], *arrays: Any) -> None:
 
 def _signature(x: Any) -> Any:
     """What a trace is specialised on: shapes and dtypes of arrays, the values of other arguments."""
+    if type(x) is np.ndarray:          # the common case first: a batch
+        return ("array", x.shape, x.dtype)
     if isinstance(x, Value):
-        return ("Value", x.shape, x.dtype.str, x.requires_grad)
+        return ("Value", x.shape, x.dtype, x.requires_grad)
     if isinstance(x, np.ndarray | np.generic):
-        return ("array", x.shape, x.dtype.str)
+        return ("array", x.shape, x.dtype)
     if isinstance(x, list | tuple):
         return (type(x).__name__, *map(_signature, x))
     try:
@@ -175,6 +179,58 @@ class _Program:
         slot = self.slot() if out else None
         self.steps.append((func, name, args, kwargs, slot))
         return slot
+
+    def share_common_steps(self) -> None:
+        """Compute each ufunc call once: a later call of the same ufunc on the same operands (sigmoid's
+        rule computes the loss's ``1 - p`` again) reads the earlier result. A ufunc has no state, so the
+        two give the same array every run. Not done when a call writes into an operand (``out=``),
+        after which the same operands may hold other numbers."""
+        if any("out" in kwargs for _, _, _, kwargs, _ in self.steps):
+            return
+        known: dict[Any, int] = {}
+        renamed: dict[int, int] = {}
+        steps, notes = [], {}
+        for k, (func, hint, args, kwargs, out) in enumerate(self.steps):
+            args, kwargs = _renamed(args, renamed), _renamed(kwargs, renamed)
+            if k in self.notes:
+                notes.setdefault(len(steps), self.notes[k])
+            key = self.operand_key((func, args, tuple(kwargs.items()))) if (
+                isinstance(func, np.ufunc) and "out" not in kwargs and out is not None) else None
+            if key is not None and key in known:
+                renamed[out] = known[key]   # type: ignore[index]
+                continue
+            if key is not None:
+                known[key] = out            # type: ignore[assignment]
+            steps.append((func, hint, args, kwargs, out))
+        self.steps, self.notes = steps, notes
+        self.result = _renamed(self.result, renamed)
+
+    def operand_key(self, r: Any) -> Any:
+        """Operands as a dict key: a slot by its number, a constant number by its value and type."""
+        if isinstance(r, _Nested):
+            return None
+        if isinstance(r, tuple):
+            keys = tuple(self.operand_key(i) for i in r)
+            return None if None in keys else keys
+        if type(r) is int and r in self.constants:
+            c = self.constants[r]
+            return ("constant", type(c), c) if type(c) in (bool, int, float) else ("slot", r)
+        return ("slot", r) if type(r) is int else r
+
+    def adopt_fresh_gradients(self) -> None:
+        """Let a leaf take its gradient without a copy when it is an array nothing else can see: made by
+        a ufunc (a new array every run; np.matmul is one) or by adding two, for this leaf alone.
+        backward() adopts such arrays too; the others are copied, so that editing one ``.grad`` cannot
+        change another's."""
+        made_by = {out: (func, kwargs) for func, _, _, kwargs, out in self.steps if out is not None}
+        stores = [args[1] for func, _, args, _, _ in self.steps if func is _store_leaf]
+        seen = collections.Counter(stores) + collections.Counter(_flat_of(self.result))
+        for k, (func, _, args, kwargs, out) in enumerate(self.steps):
+            if func is not _store_leaf or seen[args[1]] != 1 or args[1] not in made_by:
+                continue
+            maker, maker_kwargs = made_by[args[1]]
+            if (isinstance(maker, np.ufunc) or maker is operator.add) and "out" not in maker_kwargs:
+                self.steps[k] = (_adopt_leaf, "_adopt_leaf", args, kwargs, out)
 
     # ---- as Python source ---------------------------------------------------------------------
 
@@ -279,6 +335,21 @@ def _text(r: Any, names: dict[int, str]) -> str:
     return names.get(r, f"t{r}")
 
 
+def _renamed(r: Any, renamed: dict[int, int]) -> Any:
+    """Operands ``r`` with the slots in ``renamed`` replaced."""
+    if not renamed:
+        return r
+    if isinstance(r, _Nested):
+        items = ({k: _renamed(v, renamed) for k, v in r.items.items()} if r.kind is dict
+                 else [_renamed(v, renamed) for v in r.items])
+        return _Nested(r.kind, items)
+    if isinstance(r, tuple):
+        return tuple(_renamed(i, renamed) for i in r)
+    if isinstance(r, dict):
+        return {k: _renamed(v, renamed) for k, v in r.items()}
+    return renamed.get(r, r) if type(r) is int else r
+
+
 def _with_keywords(func: Any, keys: tuple[str, ...], n: int) -> Any:
     def call(*values: Any) -> Any:
         return func(*values[:n], **dict(zip(keys, values[n:], strict=True)))
@@ -358,8 +429,6 @@ class _Trace:
             leaves.append(v)
         return leaves
 
-    def replay(self, args: tuple, kwargs: dict, leaves: list[Value]) -> Any:
-        return self.run(args, kwargs, leaves)
 
 
 def _store_leaf(leaf: Value, g: Any) -> None:
@@ -370,6 +439,14 @@ def _store_leaf(leaf: Value, g: Any) -> None:
         leaf._grad = leaf._grad + g
     else:
         leaf._grad = (leaf._grad + g).astype(leaf._data.dtype, copy=False)
+
+
+def _adopt_leaf(leaf: Value, g: Any) -> None:
+    """_store_leaf for a gradient array that no one else holds: taken as it is when the leaf has none."""
+    if leaf._grad is None and getattr(g, "dtype", None) == leaf._data.dtype:
+        leaf._grad = g
+    else:
+        _store_leaf(leaf, g)
 
 
 def _constant(a: Any) -> Value:
@@ -805,6 +882,8 @@ class _Tracer:
             result = fn(*traced_args, **traced_kwargs)
             self.check_outside(np_state, py_state)
             self.program.result = self.result_ref(result)
+            self.program.share_common_steps()
+            self.program.adopt_fresh_gradients()
         finally:
             _TRACER, engine._tracer = _NoTracer(), None
             for owner, name, old in self.originals:
