@@ -185,7 +185,8 @@ class _Program:
         rule computes the loss's ``1 - p`` again) reads the earlier result. A ufunc has no state, so the
         two give the same array every run. Not done when a call writes into an operand (``out=``),
         after which the same operands may hold other numbers."""
-        if any("out" in kwargs for _, _, _, kwargs, _ in self.steps):
+        ufuncs = [isinstance(func, np.ufunc) for func, _, _, _, _ in self.steps]
+        if ufuncs.count(True) < 2 or any("out" in kwargs for _, _, _, kwargs, _ in self.steps):
             return
         known: dict[Any, int] = {}
         renamed: dict[int, int] = {}
@@ -745,16 +746,23 @@ class _Tracer:
             return out
         return self.tracked(out, slot)                # plain numpy on followed arrays
 
-    def inline(self, func: Any, hint: str, args: tuple, kwargs: dict, result: Any) -> int | None:
+    def inline(self, func: Any, hint: str, args: tuple, kwargs: dict, result: Any,
+               refs: tuple | None = None, krefs: dict | None = None) -> int | None:
         """Write ``func(*args, **kwargs)`` as steps: when ``func`` is one of the library's forwards or
         rules on arrays, the numpy calls it makes, one line each (its masks become lines too, so they are
         recomputed); else, or when the call does something the tracer cannot follow, one step calling
-        ``func``. Either way the caller has already computed the eager result."""
-        refs = tuple(self.ref(a) for a in args)
-        krefs = {k: self.ref(v) for k, v in kwargs.items()}
-        if _inlinable(func) and all(r in self.program.constants for r in _flat_of((refs, krefs))):
+        ``func``. Either way the caller has already computed the eager result (``result``); ``refs``
+        and ``krefs`` are the operands' slots, when the caller has them."""
+        if refs is None:
+            refs = tuple(self.ref(a) for a in args)
+        if krefs is None:
+            krefs = {k: self.ref(v) for k, v in kwargs.items()}
+        if not _inlinable(func):
+            return self.program.step(func, hint, refs, krefs)
+        constants = self.program.constants
+        if all(type(r) is int and r in constants for r in (*refs, *krefs.values())):
             return self.program.constant(result)    # constants only (a seed scaled): computed once, now
-        if _inlinable(func) and _has_array((args, tuple(kwargs.values()))):
+        if _has_array(args) or _has_array(tuple(kwargs.values())):
             mark = len(self.program.steps)
             targs = tuple(self.as_tracked(a, r) for a, r in zip(args, refs, strict=True))
             tkwargs = {k: self.as_tracked(v, krefs[k]) for k, v in kwargs.items()}
@@ -840,6 +848,8 @@ class _Tracer:
             args = (x,) if y is _NO_INPUT else (x, y) + node._more
             inputs = tuple(_plain(a._data) if isinstance(a, Value) else _plain(a) for a in args)
             ans = _plain(node._data)
+            refs = (gslot[node], self.slots[id(node)], *(self.ref(a) for a in args))
+            param_refs = {k: self.ref(v) for k, v in params.items()}
             for i, arg in enumerate(args):
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue
@@ -849,8 +859,7 @@ class _Tracer:
                 if arg._changed > node._seq:
                     engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
-                slot = self.inline(rule, f"{op.name}_d{i}", (self.tracked(g, gslot[node]),
-                                   self.tracked(ans, self.slots[id(node)]), *args), params, gi)
+                slot = self.inline(rule, f"{op.name}_d{i}", (g, ans, *args), params, gi, refs, param_refs)
                 shape = arg._data.shape
                 if np.shape(gi) != shape:
                     slot = self.unbroadcast(slot, gi, shape)
@@ -1092,15 +1101,17 @@ def _inlinable(func: Any) -> bool:
     return getattr(func, "__module__", None) in _INLINED_MODULES
 
 
-def _has_array(x: Any) -> bool:
+def _has_array(x: tuple | list) -> bool:
     """Whether an array with at least one dimension is among the operands ``x``. A call on numbers alone
     stays one step: the ops' fast paths for numpy scalars beat a line per ufunc."""
-    if isinstance(x, Value):
-        return np.ndim(x._data) > 0
-    if isinstance(x, np.ndarray):
-        return x.ndim > 0
-    if isinstance(x, list | tuple):
-        return any(_has_array(i) for i in x)
+    for a in x:
+        if isinstance(a, Value):
+            a = a._data
+        if isinstance(a, np.ndarray):
+            if a.ndim:
+                return True
+        elif isinstance(a, list | tuple) and _has_array(a):
+            return True
     return False
 
 
