@@ -180,12 +180,66 @@ class _Program:
         self.steps.append((func, name, args, kwargs, slot))
         return slot
 
+    def template(self, mark: int, refs: tuple, krefs: dict, result: int) -> Any:
+        """The steps from ``mark`` on, their operands named relative to the call (its i-th operand,
+        the j-th step's result, a constant slot), to be written again by :meth:`replayed`."""
+        names: dict[int, Any] = {}
+        for i, r in enumerate(refs):
+            if r not in self.constants:
+                names.setdefault(r, ("in", i))
+        for k, r in krefs.items():
+            if r not in self.constants:
+                names.setdefault(r, ("kin", k))
+        steps = []
+        for j, (func, hint, args, kwargs, out) in enumerate(self.steps[mark:]):
+            if any(r not in names and r not in self.constants for r in _flat_of((args, kwargs))):
+                return None     # a slot from outside the call: not the same lines for other operands
+            steps.append((func, hint, _relative(args, names), _relative(kwargs, names), out is not None))
+            if out is not None:
+                names[out] = ("new", j)
+        if result not in names and result not in self.constants:
+            return None
+        return tuple(steps), _relative(result, names), self.notes.get(mark)
+
+    def replayed(self, template: Any, refs: tuple, krefs: dict) -> Any:
+        """Write a template's steps for a call with operands ``refs`` and ``krefs``; its result's slot."""
+        steps, result, note = template
+        outs: list[int | None] = []
+        if note is not None and steps:
+            self.notes[len(self.steps)] = note
+
+        def absolute(r: Any) -> Any:
+            if isinstance(r, tuple) and len(r) == 2 and r[0] in ("in", "kin", "new"):
+                return refs[r[1]] if r[0] == "in" else krefs[r[1]] if r[0] == "kin" else outs[r[1]]
+            if isinstance(r, _Nested):
+                return _Nested(r.kind, {k: absolute(v) for k, v in r.items.items()} if r.kind is dict
+                               else [absolute(v) for v in r.items])
+            if isinstance(r, tuple):
+                return tuple(absolute(i) for i in r)
+            if isinstance(r, dict):
+                return {k: absolute(v) for k, v in r.items()}
+            return r
+        for func, hint, args, kwargs, has_out in steps:
+            # Most operands are names or constant slots: those are looked up without the recursion.
+            args = tuple(r if type(r) is int else absolute(r) for r in args)
+            kwargs = {k: r if type(r) is int else absolute(r) for k, r in kwargs.items()} if kwargs else {}
+            outs.append(self.step(func, hint, args, kwargs, has_out))
+        return absolute(result)
+
+    def drop_notes(self, mark: int) -> None:
+        """Forget the notes of steps ``mark`` on (notes are made in the order of their steps)."""
+        notes = self.notes
+        while notes and next(reversed(notes)) >= mark:
+            notes.popitem()
+
     def share_common_steps(self) -> None:
         """Compute each ufunc call once: a later call of the same ufunc on the same operands (sigmoid's
         rule computes the loss's ``1 - p`` again) reads the earlier result. A ufunc has no state, so the
         two give the same array every run. Not done when a call writes into an operand (``out=``),
         after which the same operands may hold other numbers."""
-        ufuncs = [isinstance(func, np.ufunc) for func, _, _, _, _ in self.steps]
+        if len(self.steps) > _CODE_LIMIT:
+            return      # scalar mode: each number is its own slot, so repeats are rare and the pass long
+        ufuncs = [isinstance(func, np.ufunc) or func in _INFIX for func, _, _, _, _ in self.steps]
         if ufuncs.count(True) < 2 or any("out" in kwargs for _, _, _, kwargs, _ in self.steps):
             return
         known: dict[Any, int] = {}
@@ -196,7 +250,7 @@ class _Program:
             if k in self.notes:
                 notes.setdefault(len(steps), self.notes[k])
             key = self.operand_key((func, args, tuple(kwargs.items()))) if (
-                isinstance(func, np.ufunc) and "out" not in kwargs and out is not None) else None
+                ufuncs[k] and hint != "accumulate" and "out" not in kwargs and out is not None) else None
             if key is not None and key in known:
                 renamed[out] = known[key]   # type: ignore[index]
                 continue
@@ -230,7 +284,7 @@ class _Program:
             if func is not _store_leaf or seen[args[1]] != 1 or args[1] not in made_by:
                 continue
             maker, maker_kwargs = made_by[args[1]]
-            if (isinstance(maker, np.ufunc) or maker is operator.add) and "out" not in maker_kwargs:
+            if (isinstance(maker, np.ufunc) or maker in _INFIX) and "out" not in maker_kwargs:
                 self.steps[k] = (_adopt_leaf, "_adopt_leaf", args, kwargs, out)
 
     # ---- as Python source ---------------------------------------------------------------------
@@ -279,8 +333,13 @@ class _Program:
         for k, (func, hint, args, kwargs, out) in enumerate(self.steps):
             if k in self.notes:
                 lines.append(f"# {self.notes[k]}")
-            call = name_of(func, hint) + "(" + ", ".join(
-                [text(a) for a in args] + [f"{k}={text(v)}" for k, v in kwargs.items()]) + ")"
+            if func in _INFIX and not kwargs and hint != "accumulate":
+                symbol = _INFIX[func]
+                operands = [text(a) for a in args]
+                call = f"{symbol}{operands[0]}" if len(args) == 1 else f" {symbol} ".join(operands)
+            else:
+                call = name_of(func, hint) + "(" + ", ".join(
+                    [text(a) for a in args] + [f"{k}={text(v)}" for k, v in kwargs.items()]) + ")"
             lines.append(call if out is None else f"t{out} = {call}")
         lines.append(f"return {text(self.result)}")
         return "def replay(args, kwargs, leaves):\n" + "".join(f"    {line}\n" for line in lines), namespace
@@ -349,6 +408,20 @@ def _renamed(r: Any, renamed: dict[int, int]) -> Any:
     if isinstance(r, dict):
         return {k: _renamed(v, renamed) for k, v in r.items()}
     return renamed.get(r, r) if type(r) is int else r
+
+
+def _relative(r: Any, names: dict[int, Any]) -> Any:
+    """Operands with the slots in ``names`` named relative to a call (see _Program.template)."""
+    if isinstance(r, _Nested):
+        return _Nested(r.kind, {k: _relative(v, names) for k, v in r.items.items()} if r.kind is dict
+                       else [_relative(v, names) for v in r.items])
+    if isinstance(r, tuple):
+        return tuple(_relative(i, names) for i in r)
+    if isinstance(r, dict):
+        return {k: _relative(v, names) for k, v in r.items()}
+    if type(r) is int and r in names:
+        return names[r]
+    return r
 
 
 def _with_keywords(func: Any, keys: tuple[str, ...], n: int) -> Any:
@@ -600,6 +673,8 @@ class _Tracer:
         self.inputs: dict[int, int] = {}    # id of a Value argument -> the slot holding the Value itself
         self.start = 0
         self.inlining = False               # inside inline(): arrays made unseen are refused
+        self.numbers_only = False           # inside inline() on numbers: operators alone are written
+        self.templates: dict[Any, Any] = {}  # call_key -> the steps an inlined call wrote (see inline)
         self.outside: list[int] = []        # steps of numpy calls made outside any op (named once a run)
         self.errstate: dict[str, str] = {}
 
@@ -707,7 +782,13 @@ class _Tracer:
             # the same numbers for float32 and float64 (float16 is summed in float32: left as it is).
             total = self.program.step(_add_reduce, "sum", refs[0], refs[1])
             n = self.program.constant(np.size(args[0]) // np.size(out))
-            return self.tracked(out, self.program.step(np.true_divide, "divide", (total, n), {}))
+            return self.tracked(out, self.program.step(operator.truediv, "divide", (total, n), {}))
+        if func in _OPERATOR and not kwargs and len(args) == func.nin:
+            # numpy's arithmetic as Python's operators: the same ufunc for arrays, and numpy's fast path
+            # for numbers (a scalar-mode program is all numbers); the program reads as arithmetic too.
+            func = _OPERATOR[func]
+        elif self.numbers_only:
+            raise _Escaped       # on numbers, any other numpy call is slower than the op's own code
         return self.tracked(out, self.program.step(func, name, *refs))
 
     def record(self, op: Any, args: Any, params: dict, converted: bool) -> Any:
@@ -762,32 +843,65 @@ class _Tracer:
         constants = self.program.constants
         if all(type(r) is int and r in constants for r in (*refs, *krefs.values())):
             return self.program.constant(result)    # constants only (a seed scaled): computed once, now
-        if _has_array(args) or _has_array(tuple(kwargs.values())):
-            mark = len(self.program.steps)
-            targs = tuple(self.as_tracked(a, r) for a, r in zip(args, refs, strict=True))
-            tkwargs = {k: self.as_tracked(v, krefs[k]) for k, v in kwargs.items()}
-            # An op that ``func`` calls is inlined in turn (or, if it cannot be, is one step of its own).
-            previous = engine._tracer, self.inlining, self.errstate
-            engine._tracer, self.inlining = _Inliner(self), True
-            try:
-                self.errstate = np.geterr()
-                with warnings.catch_warnings():               # the eager call has warned already
-                    warnings.simplefilter("ignore")
-                    out = func(*targs, **tkwargs)
-                if isinstance(out, _Tracked) and out._slot is not None:
-                    for k in [k for k in self.program.notes if k >= mark]:
-                        del self.program.notes[k]             # the ops it called: not named again
-                    if len(self.program.steps) > mark:
-                        self.program.notes[mark] = hint     # a comment above its lines
-                    return out._slot
-            except Exception:  # noqa: BLE001, S110 - anything it cannot follow: it stays one step
-                pass
-            finally:
-                engine._tracer, self.inlining, self.errstate = previous
-            del self.program.steps[mark:]
-            for k in [k for k in self.program.notes if k >= mark]:
-                del self.program.notes[k]
+        # The same function on operands of the same kinds writes the same lines (control flow on data
+        # is refused): a scalar-mode program makes 10^5 such calls, so the lines are written once.
+        key = self.call_key(func, args, refs, kwargs, krefs)
+        template = self.templates.get(key) if key is not None else None
+        if template is not None:
+            return self.program.replayed(template, refs, krefs)
+        # On numbers alone (scalar mode) a call is inlined only into Python's operators, which beat
+        # a call of the op's function; anything else keeps the op's own fast path for numbers.
+        numbers_only = not (_has_array(args) or _has_array(tuple(kwargs.values())))
+        mark = len(self.program.steps)
+        targs = tuple(self.as_tracked(a, r) for a, r in zip(args, refs, strict=True))
+        tkwargs = {k: self.as_tracked(v, krefs[k]) for k, v in kwargs.items()}
+        # An op that ``func`` calls is inlined in turn (or, if it cannot be, is one step of its own).
+        previous = engine._tracer, self.inlining, self.errstate, self.numbers_only
+        engine._tracer, self.inlining, self.numbers_only = _Inliner(self), True, numbers_only
+        try:
+            self.errstate = np.geterr()
+            with warnings.catch_warnings():               # the eager call has warned already
+                warnings.simplefilter("ignore")
+                out = func(*targs, **tkwargs)
+            if isinstance(out, _Tracked) and out._slot is not None:
+                self.program.drop_notes(mark)           # the ops it called: not named again
+                if len(self.program.steps) > mark and not numbers_only:
+                    self.program.notes[mark] = hint     # a comment above its lines
+                if key is not None:
+                    self.templates[key] = self.program.template(mark, refs, krefs, out._slot)
+                return out._slot
+        except Exception:  # noqa: BLE001, S110 - anything it cannot follow: it stays one step
+            pass
+        finally:
+            engine._tracer, self.inlining, self.errstate, self.numbers_only = previous
+        del self.program.steps[mark:]
+        self.program.drop_notes(mark)
+        if key is not None:
+            self.templates[key] = (((func, hint, tuple(("in", i) for i in range(len(refs))),
+                                     {k: ("kin", k) for k in krefs}, True),), ("new", 0), None)
         return self.program.step(func, hint, refs, krefs)
+
+    def call_key(self, func: Any, args: tuple, refs: tuple, kwargs: dict, krefs: dict) -> Any:
+        """What the lines an inlined call writes depend on: the function, and for each operand its type,
+        dtype and shape (and which other operand it is) when the program computes it, or its value when
+        it is a constant number.
+        None when an operand has no such key (a nesting of them, an array constant)."""
+        kinds = []
+        first: dict[int, int] = {}      # which operands are the same slot: part of the key too
+        for n, (a, r) in enumerate((*zip(args, refs, strict=True), *((kwargs[k], krefs[k]) for k in krefs))):
+            if type(r) is not int:
+                return None
+            if r in self.program.constants:
+                c = self.program.constants[r]
+                if type(c) not in (bool, int, float, str, type(None)):
+                    return None
+                kinds.append(("c", type(c), c))
+            else:
+                d = a._data if isinstance(a, Value) else a
+                if not isinstance(d, np.ndarray | np.generic):
+                    return None
+                kinds.append(("s", type(d), d.dtype, d.shape, first.setdefault(r, n)))
+        return (func, tuple(kinds), tuple(krefs))
 
     def as_tracked(self, a: Any, r: Any) -> Any:
         """An operand of an inlined call, its arrays followed from their slots ``r``."""
@@ -1064,6 +1178,14 @@ def _plain_mean(args: Any, kwargs: dict, out: Any) -> bool:
 
 
 _add_reduce = np.add.reduce   # one object, so the program names it once
+
+_OPERATOR = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+             np.true_divide: operator.truediv, np.matmul: operator.matmul, np.negative: operator.neg,
+             np.greater: operator.gt, np.greater_equal: operator.ge, np.less: operator.lt,
+             np.less_equal: operator.le, np.equal: operator.eq, np.not_equal: operator.ne}
+_INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+          operator.matmul: "@", operator.neg: "-", operator.gt: ">", operator.ge: ">=", operator.lt: "<",
+          operator.le: "<=", operator.eq: "==", operator.ne: "!="}
 
 
 class _Inliner:
