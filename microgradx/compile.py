@@ -1,21 +1,23 @@
 """``compile``: trace a step once, forward and backward, then replay it as one flat program of numpy calls.
 
-The first call with given argument shapes and dtypes runs ``fn`` eagerly with a tracer switched on. The
-tracer writes one line of Python per primitive call (``t7 = multiply(t3, t5)``) and, when ``backward()``
-or a ``value_and_grad`` pass runs, one line per derivative rule call (``t12 = multiply_d0(t11, t7, t3,
-t5)``), in the order the reverse pass makes them. The lines are compiled into one Python function that
-later calls with the same shapes run instead of ``fn``: no Value is built, no graph is walked.
+The first call with given argument shapes and dtypes runs ``fn`` eagerly with a tracer switched on. Each
+primitive the forward pass records, and each derivative rule that ``backward()`` or a ``value_and_grad``
+pass calls (in the order the reverse pass calls them), is run once more on arrays the tracer follows
+(:class:`_Tracked`), and every numpy call made on them is written as one line of Python (``t7 = t3 *
+t5``). The lines are compiled into one function that later calls with the same shapes run instead of
+``fn``: no Value is built, no graph is walked.
 
-Why trace the *rule calls* and not the numpy calls inside them: a rule computes its masks from its raw
-inputs (relu's ``x > 0``, abs's sign, max's ties, clip's bounds), outside any recorded op. Replaying the
-rule function itself on the new arrays recomputes every such mask, with nothing to record about it.
-Masks computed in the forward pass from a Value's data (``where(x > 0, ...)``, softplus, leaky_relu,
-mnist_loss's ``targets == 1``) are recorded as numpy-level lines: during a trace, comparisons of Values
-and the library's ``data_of`` hand out :class:`_Tracked` arrays, whose numpy calls the tracer writes down.
+The rules compute their masks from their inputs (relu's ``x > 0``, abs's sign, max's ties); since those
+inputs are followed, the masks are lines too, computed again at every replay. A call the tracer cannot
+follow (it makes an array the tracer does not see, branches on data, sets its own ``np.errstate``, or is a
+user's op) is written as one step calling the function itself, which recomputes its masks just the same.
+Masks computed in user code from a Value's data (``where(x > 0, ...)``, mnist_loss's ``targets == 1``)
+are followed too: comparisons of Values and the library's ``data_of`` hand out followed arrays.
 
 What cannot be replayed is refused while tracing, with the user's line: Python control flow on a value
 (``float(v)``, ``bool(v)``, ``v.item()``, ``v.data`` or ``v.grad`` read), random draws from numpy's or
-Python's global generator, a Value's data changed in place inside ``fn`` (an optimizer step).
+Python's global generator, a Value's data changed in place inside ``fn`` (an optimizer step). The
+library's own checks on data go through :func:`guard`, which makes them steps checked at every replay.
 
 See docs/compile.md for the recorded program of the chapter's step and the limits.
 """
@@ -931,8 +933,8 @@ class _Tracer:
 
     def backprop(self, root: Value, seed: Any, create_graph: bool = False,
                  targets: tuple[Value, ...] | None = None) -> dict[Value, Any]:
-        """The hook in engine.backprop: the same pass as the engine's, each rule call written as a step.
-        Rules get plain arrays, so their masks are recomputed when the step runs again."""
+        """The hook in engine.backprop: the same pass as the engine's, each rule call run eagerly on plain
+        arrays and written as its numpy calls (or as one step calling the rule; see :meth:`inline`)."""
         if create_graph:
             raise _refused("a differentiable backward pass (create_graph=True, or a gradient of a "
                            "gradient)")
@@ -1239,18 +1241,6 @@ def _has_array(x: tuple | list) -> bool:
 
 def _zero_grad(v: Value) -> None:
     v._grad = None
-
-
-def _unbroadcaster(gshape: tuple[int, ...], shape: tuple[int, ...]) -> Callable[[Any], Any]:
-    """engine._unbroadcast for known shapes: the axes to sum are fixed once the shapes are."""
-    extra = len(gshape) - len(shape)
-    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
-    axes = tuple(range(extra)) + stretched
-
-    def unbroadcast(g: Any) -> Any:
-        return np.reshape(np.sum(g, axis=axes) if axes else g, shape)
-    unbroadcast.__qualname__ = f"unbroadcast{gshape}->{shape}"
-    return unbroadcast
 
 
 def _called_from_package() -> bool:
