@@ -117,6 +117,8 @@ def bench_moons(s: Settings) -> list[Row]:
             continue
         version = cls(params0, X, y)
         cases.append(Case(cls.name, lambda v=version: v.step(LR["moons"])))
+    cases.append(Case("microgradx scalar compiled: the trace alone", lambda: w.MoonsMicrogradxScalarCompiled(
+        params0, X, y).step(LR["moons"]), note="the model built and one step traced; the row above replays"))
     return harness.measure("3 moons step", "step", cases, "numpy floor", s.moons, s.min_time)
 
 

@@ -1,21 +1,23 @@
 """``compile``: trace a step once, forward and backward, then replay it as one flat program of numpy calls.
 
-The first call with given argument shapes and dtypes runs ``fn`` eagerly with a tracer switched on. The
-tracer writes one line of Python per primitive call (``t7 = multiply(t3, t5)``) and, when ``backward()``
-or a ``value_and_grad`` pass runs, one line per derivative rule call (``t12 = multiply_d0(t11, t7, t3,
-t5)``), in the order the reverse pass makes them. The lines are compiled into one Python function that
-later calls with the same shapes run instead of ``fn``: no Value is built, no graph is walked.
+The first call with given argument shapes and dtypes runs ``fn`` eagerly with a tracer switched on. Each
+primitive the forward pass records, and each derivative rule that ``backward()`` or a ``value_and_grad``
+pass calls (in the order the reverse pass calls them), is run once more on arrays the tracer follows
+(:class:`_Tracked`), and every numpy call made on them is written as one line of Python (``t7 = t3 *
+t5``). The lines are compiled into one function that later calls with the same shapes run instead of
+``fn``: no Value is built, no graph is walked.
 
-Why trace the *rule calls* and not the numpy calls inside them: a rule computes its masks from its raw
-inputs (relu's ``x > 0``, abs's sign, max's ties, clip's bounds), outside any recorded op. Replaying the
-rule function itself on the new arrays recomputes every such mask, with nothing to record about it.
-Masks computed in the forward pass from a Value's data (``where(x > 0, ...)``, softplus, leaky_relu,
-mnist_loss's ``targets == 1``) are recorded as numpy-level lines: during a trace, comparisons of Values
-and the library's ``data_of`` hand out :class:`_Tracked` arrays, whose numpy calls the tracer writes down.
+The rules compute their masks from their inputs (relu's ``x > 0``, abs's sign, max's ties); since those
+inputs are followed, the masks are lines too, computed again at every replay. A call the tracer cannot
+follow (it makes an array the tracer does not see, branches on data, sets its own ``np.errstate``, or is a
+user's op) is written as one step calling the function itself, which recomputes its masks just the same.
+Masks computed in user code from a Value's data (``where(x > 0, ...)``, mnist_loss's ``targets == 1``)
+are followed too: comparisons of Values and the library's ``data_of`` hand out followed arrays.
 
 What cannot be replayed is refused while tracing, with the user's line: Python control flow on a value
 (``float(v)``, ``bool(v)``, ``v.item()``, ``v.data`` or ``v.grad`` read), random draws from numpy's or
-Python's global generator, a Value's data changed in place inside ``fn`` (an optimizer step).
+Python's global generator, a Value's data changed in place inside ``fn`` (an optimizer step). The
+library's own checks on data go through :func:`guard`, which makes them steps checked at every replay.
 
 See docs/compile.md for the recorded program of the chapter's step and the limits.
 """
@@ -30,6 +32,7 @@ import os
 import random
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -79,14 +82,16 @@ class _Compiled:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if engine._Mode.anomaly or engine._tracer is not None:
             return self.fn(*args, **kwargs)    # anomaly checks and a trace inside a trace: run eagerly
-        key = (tuple(map(_signature, args)), tuple((k, _signature(v)) for k, v in sorted(kwargs.items())),
+        key = (tuple(map(_signature, args)),
+               tuple((k, _signature(v)) for k, v in sorted(kwargs.items())) if kwargs else (),
                engine._Mode.grad_enabled)
         trace = self.traces.get(key)
         if trace is not None:
             leaves = trace.live_leaves()
             if leaves is not None:
-                self.traces.move_to_end(key)
-                return trace.replay(args, kwargs, leaves)
+                if len(self.traces) > 1:
+                    self.traces.move_to_end(key)
+                return trace.run(args, kwargs, leaves)
         trace, result = _trace(self.fn, args, kwargs)
         self.traces[key] = trace
         if len(self.traces) > self.cache_size:
@@ -101,12 +106,28 @@ class _Compiled:
         return next(reversed(self.traces.values())).source
 
 
+def guard(test: Callable[..., None], *arrays: Any) -> None:
+    """Run ``test(*arrays)``, a check that raises our error on bad data (a class label out of range).
+
+    Library code calls its checks on data through this, so that they hold under ``compile`` too: while a
+    trace runs, the check is also written as a step of the program, so that every replay checks its own
+    data (a guard) and raises the same error, where an ``if`` on the data would be refused.
+    """
+    tracer = _TRACER
+    if isinstance(tracer, _Tracer) and tracer.follows(arrays):
+        tracer.program.step(test, test.__name__, tuple(tracer.ref(a) for a in arrays), {}, out=False)
+        arrays = tracer.plain(arrays)
+    test(*arrays)
+
+
 def _signature(x: Any) -> Any:
     """What a trace is specialised on: shapes and dtypes of arrays, the values of other arguments."""
+    if type(x) is np.ndarray:          # the common case first: a batch
+        return ("array", x.shape, x.dtype)
     if isinstance(x, Value):
-        return ("Value", x.shape, x.dtype.str, x.requires_grad)
+        return ("Value", x.shape, x.dtype, x.requires_grad)
     if isinstance(x, np.ndarray | np.generic):
-        return ("array", x.shape, x.dtype.str)
+        return ("array", x.shape, x.dtype)
     if isinstance(x, list | tuple):
         return (type(x).__name__, *map(_signature, x))
     try:
@@ -144,6 +165,7 @@ class _Program:
         self.constants: dict[int, Any] = {}
         self.inputs: list[tuple[str, Any, int]] = []  # ("arg", path, slot) / ("leaf", k, slot) / "leafdata"
         self.steps: list[tuple[Any, str, tuple, dict, int | None]] = []
+        self.notes: dict[int, str] = {}   # step index -> the op or rule whose numpy calls start there
         self.result: Any = None
 
     def slot(self) -> int:
@@ -159,6 +181,113 @@ class _Program:
         slot = self.slot() if out else None
         self.steps.append((func, name, args, kwargs, slot))
         return slot
+
+    def template(self, mark: int, refs: tuple, krefs: dict, result: int) -> Any:
+        """The steps from ``mark`` on, their operands named relative to the call (its i-th operand,
+        the j-th step's result, a constant slot), to be written again by :meth:`replayed`."""
+        names: dict[int, Any] = {}
+        for i, r in enumerate(refs):
+            if r not in self.constants:
+                names.setdefault(r, ("in", i))
+        for k, r in krefs.items():
+            if r not in self.constants:
+                names.setdefault(r, ("kin", k))
+        steps = []
+        for j, (func, hint, args, kwargs, out) in enumerate(self.steps[mark:]):
+            if any(r not in names and r not in self.constants for r in _flat_of((args, kwargs))):
+                return None     # a slot from outside the call: not the same lines for other operands
+            steps.append((func, hint, _relative(args, names), _relative(kwargs, names), out is not None))
+            if out is not None:
+                names[out] = ("new", j)
+        if result not in names and result not in self.constants:
+            return None
+        return tuple(steps), _relative(result, names), self.notes.get(mark)
+
+    def replayed(self, template: Any, refs: tuple, krefs: dict) -> Any:
+        """Write a template's steps for a call with operands ``refs`` and ``krefs``; its result's slot."""
+        steps, result, note = template
+        outs: list[int | None] = []
+        if note is not None and steps:
+            self.notes[len(self.steps)] = note
+
+        def absolute(r: Any) -> Any:
+            if isinstance(r, tuple) and len(r) == 2 and r[0] in ("in", "kin", "new"):
+                return refs[r[1]] if r[0] == "in" else krefs[r[1]] if r[0] == "kin" else outs[r[1]]
+            if isinstance(r, _Nested):
+                return _Nested(r.kind, {k: absolute(v) for k, v in r.items.items()} if r.kind is dict
+                               else [absolute(v) for v in r.items])
+            if isinstance(r, tuple):
+                return tuple(absolute(i) for i in r)
+            if isinstance(r, dict):
+                return {k: absolute(v) for k, v in r.items()}
+            return r
+        for func, hint, args, kwargs, has_out in steps:
+            # Most operands are names or constant slots: those are looked up without the recursion.
+            args = tuple(r if type(r) is int else absolute(r) for r in args)
+            kwargs = {k: r if type(r) is int else absolute(r) for k, r in kwargs.items()} if kwargs else {}
+            outs.append(self.step(func, hint, args, kwargs, has_out))
+        return absolute(result)
+
+    def drop_notes(self, mark: int) -> None:
+        """Forget the notes of steps ``mark`` on (notes are made in the order of their steps)."""
+        notes = self.notes
+        while notes and next(reversed(notes)) >= mark:
+            notes.popitem()
+
+    def share_common_steps(self) -> None:
+        """Compute each ufunc call once: a later call of the same ufunc on the same operands (sigmoid's
+        rule computes the loss's ``1 - p`` again) reads the earlier result. A ufunc has no state, so the
+        two give the same array every run. Not done when a call writes into an operand (``out=``),
+        after which the same operands may hold other numbers."""
+        if len(self.steps) > _CODE_LIMIT:
+            return      # scalar mode: each number is its own slot, so repeats are rare and the pass long
+        ufuncs = [isinstance(func, np.ufunc) or func in _INFIX for func, _, _, _, _ in self.steps]
+        if ufuncs.count(True) < 2 or any("out" in kwargs for _, _, _, kwargs, _ in self.steps):
+            return
+        known: dict[Any, int] = {}
+        renamed: dict[int, int] = {}
+        steps, notes = [], {}
+        for k, (func, hint, args, kwargs, out) in enumerate(self.steps):
+            args, kwargs = _renamed(args, renamed), _renamed(kwargs, renamed)
+            if k in self.notes:
+                notes.setdefault(len(steps), self.notes[k])
+            key = self.operand_key((func, args, tuple(kwargs.items()))) if (
+                ufuncs[k] and hint != "accumulate" and "out" not in kwargs and out is not None) else None
+            if key is not None and key in known:
+                renamed[out] = known[key]   # type: ignore[index]
+                continue
+            if key is not None:
+                known[key] = out            # type: ignore[assignment]
+            steps.append((func, hint, args, kwargs, out))
+        self.steps, self.notes = steps, notes
+        self.result = _renamed(self.result, renamed)
+
+    def operand_key(self, r: Any) -> Any:
+        """Operands as a dict key: a slot by its number, a constant number by its value and type."""
+        if isinstance(r, _Nested):
+            return None
+        if isinstance(r, tuple):
+            keys = tuple(self.operand_key(i) for i in r)
+            return None if None in keys else keys
+        if type(r) is int and r in self.constants:
+            c = self.constants[r]
+            return ("constant", type(c), c) if type(c) in (bool, int, float) else ("slot", r)
+        return ("slot", r) if type(r) is int else r
+
+    def adopt_fresh_gradients(self) -> None:
+        """Let a leaf take its gradient without a copy when it is an array nothing else can see: made by
+        a ufunc (a new array every run; np.matmul is one) or by adding two, for this leaf alone.
+        backward() adopts such arrays too; the others are copied, so that editing one ``.grad`` cannot
+        change another's."""
+        made_by = {out: (func, kwargs) for func, _, _, kwargs, out in self.steps if out is not None}
+        stores = [args[1] for func, _, args, _, _ in self.steps if func is _store_leaf]
+        seen = collections.Counter(stores) + collections.Counter(_flat_of(self.result))
+        for k, (func, _, args, kwargs, out) in enumerate(self.steps):
+            if func is not _store_leaf or seen[args[1]] != 1 or args[1] not in made_by:
+                continue
+            maker, maker_kwargs = made_by[args[1]]
+            if (isinstance(maker, np.ufunc) or maker in _INFIX) and "out" not in maker_kwargs:
+                self.steps[k] = (_adopt_leaf, "_adopt_leaf", args, kwargs, out)
 
     # ---- as Python source ---------------------------------------------------------------------
 
@@ -203,9 +332,16 @@ class _Program:
         def text(r: Any) -> str:
             return _text(r, names)
 
-        for func, hint, args, kwargs, out in self.steps:
-            call = name_of(func, hint) + "(" + ", ".join(
-                [text(a) for a in args] + [f"{k}={text(v)}" for k, v in kwargs.items()]) + ")"
+        for k, (func, hint, args, kwargs, out) in enumerate(self.steps):
+            if k in self.notes:
+                lines.append(f"# {self.notes[k]}")
+            if func in _INFIX and not kwargs and hint != "accumulate":
+                symbol = _INFIX[func]
+                operands = [text(a) for a in args]
+                call = f"{symbol}{operands[0]}" if len(args) == 1 else f" {symbol} ".join(operands)
+            else:
+                call = name_of(func, hint) + "(" + ", ".join(
+                    [text(a) for a in args] + [f"{k}={text(v)}" for k, v in kwargs.items()]) + ")"
             lines.append(call if out is None else f"t{out} = {call}")
         lines.append(f"return {text(self.result)}")
         return "def replay(args, kwargs, leaves):\n" + "".join(f"    {line}\n" for line in lines), namespace
@@ -259,6 +395,35 @@ def _text(r: Any, names: dict[int, str]) -> str:
         inner = ", ".join(_text(i, names) for i in r.items)
         return f"[{inner}]" if r.kind is list else f"({inner}{',' if len(r.items) == 1 else ''})"
     return names.get(r, f"t{r}")
+
+
+def _renamed(r: Any, renamed: dict[int, int]) -> Any:
+    """Operands ``r`` with the slots in ``renamed`` replaced."""
+    if not renamed:
+        return r
+    if isinstance(r, _Nested):
+        items = ({k: _renamed(v, renamed) for k, v in r.items.items()} if r.kind is dict
+                 else [_renamed(v, renamed) for v in r.items])
+        return _Nested(r.kind, items)
+    if isinstance(r, tuple):
+        return tuple(_renamed(i, renamed) for i in r)
+    if isinstance(r, dict):
+        return {k: _renamed(v, renamed) for k, v in r.items()}
+    return renamed.get(r, r) if type(r) is int else r
+
+
+def _relative(r: Any, names: dict[int, Any]) -> Any:
+    """Operands with the slots in ``names`` named relative to a call (see _Program.template)."""
+    if isinstance(r, _Nested):
+        return _Nested(r.kind, {k: _relative(v, names) for k, v in r.items.items()} if r.kind is dict
+                       else [_relative(v, names) for v in r.items])
+    if isinstance(r, tuple):
+        return tuple(_relative(i, names) for i in r)
+    if isinstance(r, dict):
+        return {k: _relative(v, names) for k, v in r.items()}
+    if type(r) is int and r in names:
+        return names[r]
+    return r
 
 
 def _with_keywords(func: Any, keys: tuple[str, ...], n: int) -> Any:
@@ -340,8 +505,6 @@ class _Trace:
             leaves.append(v)
         return leaves
 
-    def replay(self, args: tuple, kwargs: dict, leaves: list[Value]) -> Any:
-        return self.run(args, kwargs, leaves)
 
 
 def _store_leaf(leaf: Value, g: Any) -> None:
@@ -352,6 +515,14 @@ def _store_leaf(leaf: Value, g: Any) -> None:
         leaf._grad = leaf._grad + g
     else:
         leaf._grad = (leaf._grad + g).astype(leaf._data.dtype, copy=False)
+
+
+def _adopt_leaf(leaf: Value, g: Any) -> None:
+    """_store_leaf for a gradient array that no one else holds: taken as it is when the leaf has none."""
+    if leaf._grad is None and getattr(g, "dtype", None) == leaf._data.dtype:
+        leaf._grad = g
+    else:
+        _store_leaf(leaf, g)
 
 
 def _constant(a: Any) -> Value:
@@ -401,6 +572,9 @@ class _Tracked(np.ndarray):
 
     def flatten(self, order: str = "C") -> Any:
         return _TRACER.numpy_line(np.ravel, "ravel", (self,), {})
+
+    def swapaxes(self, a: int, b: int) -> Any:
+        return _TRACER.numpy_line(np.swapaxes, "swapaxes", (self, a, b), {})
 
     def transpose(self, *axes: Any) -> Any:
         return _TRACER.numpy_line(np.transpose, "transpose", (self, axes or None), {})
@@ -500,6 +674,11 @@ class _Tracer:
         self.leaf_slots: dict[int, int] = {}   # id of such a Value -> the slot holding the Value itself
         self.inputs: dict[int, int] = {}    # id of a Value argument -> the slot holding the Value itself
         self.start = 0
+        self.inlining = False               # inside inline(): arrays made unseen are refused
+        self.numbers_only = False           # inside inline() on numbers: operators alone are written
+        self.templates: dict[Any, Any] = {}  # call_key -> the steps an inlined call wrote (see inline)
+        self.outside: list[int] = []        # steps of numpy calls made outside any op (named once a run)
+        self.errstate: dict[str, str] = {}
 
     # ---- slots ----------------------------------------------------------------------------------
 
@@ -526,6 +705,10 @@ class _Tracer:
             return _Nested(type(x), items)
         if isinstance(x, dict):
             return _Nested(dict, {k: self.ref(v) for k, v in x.items()})
+        if self.inlining and isinstance(x, np.ndarray | np.generic):
+            # An array an inlined call made without the tracer seeing it (np.empty filled in place,
+            # np.asarray of a followed one): as a constant it could be stale at a replay.
+            raise _Escaped
         return self.program.constant(x)
 
     def value_slot(self, v: Value) -> int:
@@ -582,12 +765,33 @@ class _Tracer:
 
     def numpy_line(self, func: Any, name: str, args: Any, kwargs: dict) -> Any:
         """A numpy call on followed arrays: computed on plain arrays, written as a step, result followed."""
+        if self.inlining and np.geterr() != self.errstate:
+            raise _Escaped      # a call under its own np.errstate: a line would lose that setting
         out = func(*self.plain(args), **self.plain(kwargs))
         if not isinstance(out, np.ndarray | np.generic):
             if isinstance(out, bool | float):
                 raise _refused(f"np.{name} of an array computed from a Value's data, to a Python value")
             return out        # shapes, dtypes, Values (recorded by the hook): nothing more to write
-        return self.tracked(out, self.step(func, name, args, kwargs))
+        refs = tuple(self.ref(a) for a in args), {k: self.ref(v) for k, v in kwargs.items()}
+        if all(r in self.program.constants for r in _flat_of(refs)):
+            return self.tracked(out, self.program.constant(out))  # constants only: computed once, now
+        if not self.inlining and self.outside[-1:] != [len(self.program.steps) - 1]:
+            self.program.notes[len(self.program.steps)] = "numpy, called on followed data"
+        if not self.inlining:
+            self.outside.append(len(self.program.steps))
+        if func is np.mean and _plain_mean(args, kwargs, out):
+            # np.mean is numpy's sum then a division, behind Python-level checks: the two calls give
+            # the same numbers for float32 and float64 (float16 is summed in float32: left as it is).
+            total = self.program.step(_add_reduce, "sum", refs[0], refs[1])
+            n = self.program.constant(np.size(args[0]) // np.size(out))
+            return self.tracked(out, self.program.step(operator.truediv, "divide", (total, n), {}))
+        if func in _OPERATOR and not kwargs and len(args) == func.nin:
+            # numpy's arithmetic as Python's operators: the same ufunc for arrays, and numpy's fast path
+            # for numbers (a scalar-mode program is all numbers); the program reads as arithmetic too.
+            func = _OPERATOR[func]
+        elif self.numbers_only:
+            raise _Escaped       # on numbers, any other numpy call is slower than the op's own code
+        return self.tracked(out, self.program.step(func, name, *refs))
 
     def record(self, op: Any, args: Any, params: dict, converted: bool) -> Any:
         """The hook in engine.record: run the op unhooked, then write its step."""
@@ -618,18 +822,119 @@ class _Tracer:
         finally:
             engine._tracer = self
         call_args: Any = (list(plain),) if op.variadic else plain
-        slot = self.step(op.forward, op.name, call_args, params)
+        slot = self.inline(op.forward, op.name, call_args, params, _plain(out._data) if isinstance(out, Value)
+                           else out)
         if isinstance(out, Value):
             self.name(out, slot)
             return out
         return self.tracked(out, slot)                # plain numpy on followed arrays
 
+    def inline(self, func: Any, hint: str, args: tuple, kwargs: dict, result: Any,
+               refs: tuple | None = None, krefs: dict | None = None) -> int | None:
+        """Write ``func(*args, **kwargs)`` as steps: when ``func`` is one of the library's forwards or
+        rules on arrays, the numpy calls it makes, one line each (its masks become lines too, so they are
+        recomputed); else, or when the call does something the tracer cannot follow, one step calling
+        ``func``. Either way the caller has already computed the eager result (``result``); ``refs``
+        and ``krefs`` are the operands' slots, when the caller has them."""
+        if refs is None:
+            refs = tuple(self.ref(a) for a in args)
+        if krefs is None:
+            krefs = {k: self.ref(v) for k, v in kwargs.items()}
+        if not _inlinable(func):
+            return self.program.step(func, hint, refs, krefs)
+        constants = self.program.constants
+        if all(type(r) is int and r in constants for r in (*refs, *krefs.values())):
+            return self.program.constant(result)    # constants only (a seed scaled): computed once, now
+        # The same function on operands of the same kinds writes the same lines (control flow on data
+        # is refused): a scalar-mode program makes 10^5 such calls, so the lines are written once.
+        key = self.call_key(func, args, refs, kwargs, krefs)
+        template = self.templates.get(key) if key is not None else None
+        if template is not None:
+            return self.program.replayed(template, refs, krefs)
+        # On numbers alone (scalar mode) a call is inlined only into Python's operators, which beat
+        # a call of the op's function; anything else keeps the op's own fast path for numbers.
+        numbers_only = not (_has_array(args) or _has_array(tuple(kwargs.values())))
+        mark = len(self.program.steps)
+        targs = tuple(self.as_tracked(a, r) for a, r in zip(args, refs, strict=True))
+        tkwargs = {k: self.as_tracked(v, krefs[k]) for k, v in kwargs.items()}
+        # An op that ``func`` calls is inlined in turn (or, if it cannot be, is one step of its own).
+        previous = engine._tracer, self.inlining, self.errstate, self.numbers_only
+        engine._tracer, self.inlining, self.numbers_only = _Inliner(self), True, numbers_only
+        try:
+            self.errstate = np.geterr()
+            with warnings.catch_warnings():               # the eager call has warned already
+                warnings.simplefilter("ignore")
+                out = func(*targs, **tkwargs)
+            if isinstance(out, _Tracked) and out._slot is not None:
+                self.program.drop_notes(mark)           # the ops it called: not named again
+                if len(self.program.steps) > mark and not numbers_only:
+                    self.program.notes[mark] = hint     # a comment above its lines
+                if key is not None:
+                    self.templates[key] = self.program.template(mark, refs, krefs, out._slot)
+                return out._slot
+        except Exception:  # noqa: BLE001, S110 - anything it cannot follow: it stays one step
+            pass
+        finally:
+            engine._tracer, self.inlining, self.errstate, self.numbers_only = previous
+        del self.program.steps[mark:]
+        self.program.drop_notes(mark)
+        if key is not None:
+            self.templates[key] = (((func, hint, tuple(("in", i) for i in range(len(refs))),
+                                     {k: ("kin", k) for k in krefs}, True),), ("new", 0), None)
+        return self.program.step(func, hint, refs, krefs)
+
+    def call_key(self, func: Any, args: tuple, refs: tuple, kwargs: dict, krefs: dict) -> Any:
+        """What the lines an inlined call writes depend on: the function, and for each operand its type,
+        dtype and shape (and which other operand it is) when the program computes it, or its value when
+        it is a constant number.
+        None when an operand has no such key (a nesting of them, an array constant)."""
+        kinds = []
+        first: dict[int, int] = {}      # which operands are the same slot: part of the key too
+        for n, (a, r) in enumerate((*zip(args, refs, strict=True), *((kwargs[k], krefs[k]) for k in krefs))):
+            if type(r) is not int:
+                return None
+            if r in self.program.constants:
+                c = self.program.constants[r]
+                if type(c) not in (bool, int, float, str, type(None)):
+                    return None
+                kinds.append(("c", type(c), c))
+            else:
+                d = a._data if isinstance(a, Value) else a
+                if not isinstance(d, np.ndarray | np.generic):
+                    return None
+                kinds.append(("s", type(d), d.dtype, d.shape, first.setdefault(r, n)))
+        return (func, tuple(kinds), tuple(krefs))
+
+    def as_tracked(self, a: Any, r: Any) -> Any:
+        """An operand of an inlined call, its arrays followed from their slots ``r``."""
+        if isinstance(r, _Nested) and r.kind is not dict and isinstance(a, list | tuple):
+            return type(a)(self.as_tracked(x, y) for x, y in zip(a, r.items, strict=True))
+        if type(r) is int:
+            data = a._data if isinstance(a, Value) else a
+            if isinstance(data, np.ndarray | np.generic):
+                return self.tracked(_plain(data), r)
+        return a
+
+    def unbroadcast(self, slot: int, gi: Any, shape: tuple[int, ...]) -> int:
+        """engine._unbroadcast as steps: the axes to sum, and whether a reshape follows, are fixed once
+        the shapes are."""
+        gshape = np.shape(gi)
+        extra = len(gshape) - len(shape)
+        stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
+        axes = tuple(range(extra)) + stretched
+        self.program.notes[len(self.program.steps)] = "unbroadcast"
+        if axes:
+            slot = self.program.step(_add_reduce, "sum", (slot,), {"axis": self.program.constant(axes)})
+        if tuple(n for i, n in enumerate(gshape) if i not in axes) != shape:
+            slot = self.program.step(np.reshape, "reshape", (slot, self.program.constant(shape)), {})
+        return slot  # type: ignore[return-value]
+
     # ---- the reverse pass -----------------------------------------------------------------------
 
     def backprop(self, root: Value, seed: Any, create_graph: bool = False,
                  targets: tuple[Value, ...] | None = None) -> dict[Value, Any]:
-        """The hook in engine.backprop: the same pass as the engine's, each rule call written as a step.
-        Rules get plain arrays, so their masks are recomputed when the step runs again."""
+        """The hook in engine.backprop: the same pass as the engine's, each rule call run eagerly on plain
+        arrays and written as its numpy calls (or as one step calling the rule; see :meth:`inline`)."""
         if create_graph:
             raise _refused("a differentiable backward pass (create_graph=True, or a gradient of a "
                            "gradient)")
@@ -659,7 +964,7 @@ class _Tracer:
             args = (x,) if y is _NO_INPUT else (x, y) + node._more
             inputs = tuple(_plain(a._data) if isinstance(a, Value) else _plain(a) for a in args)
             ans = _plain(node._data)
-            arg_refs = tuple(self.ref(a) for a in args)
+            refs = (gslot[node], self.slots[id(node)], *(self.ref(a) for a in args))
             param_refs = {k: self.ref(v) for k, v in params.items()}
             for i, arg in enumerate(args):
                 if not isinstance(arg, Value) or not arg.requires_grad:
@@ -670,11 +975,10 @@ class _Tracer:
                 if arg._changed > node._seq:
                     engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
-                slot = self.program.step(rule, f"{op.name}_d{i}",
-                                         (gslot[node], self.slots[id(node)], *arg_refs), param_refs)
+                slot = self.inline(rule, f"{op.name}_d{i}", (g, ans, *args), params, gi, refs, param_refs)
                 shape = arg._data.shape
                 if np.shape(gi) != shape:
-                    slot = self.program.step(_unbroadcaster(np.shape(gi), shape), "unbroadcast", (slot,), {})
+                    slot = self.unbroadcast(slot, gi, shape)
                     gi = engine._unbroadcast(gi, shape, node, i)
                 previous = grads.get(arg)
                 if previous is not None:
@@ -703,6 +1007,8 @@ class _Tracer:
             result = fn(*traced_args, **traced_kwargs)
             self.check_outside(np_state, py_state)
             self.program.result = self.result_ref(result)
+            self.program.share_common_steps()
+            self.program.adopt_fresh_gradients()
         finally:
             _TRACER, engine._tracer = _NoTracer(), None
             for owner, name, old in self.originals:
@@ -867,20 +1173,74 @@ class _Tracer:
             self.program.step(_store_leaf, "_store_leaf", (obj, g._slot), {}, out=False)
 
 
+def _plain_mean(args: Any, kwargs: dict, out: Any) -> bool:
+    """Whether a call np.mean(x, axis=..., keepdims=...) may be written as a sum and a division."""
+    return (len(args) == 1 and isinstance(args[0], _Tracked) and args[0].dtype in (np.float32, np.float64)
+            and args[0].size > 0 and set(kwargs) <= {"axis", "keepdims"})
+
+
+_add_reduce = np.add.reduce   # one object, so the program names it once
+
+_OPERATOR = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+             np.true_divide: operator.truediv, np.matmul: operator.matmul, np.negative: operator.neg,
+             np.greater: operator.gt, np.greater_equal: operator.ge, np.less: operator.lt,
+             np.less_equal: operator.le, np.equal: operator.eq, np.not_equal: operator.ne}
+_INFIX = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+          operator.matmul: "@", operator.neg: "-", operator.gt: ">", operator.ge: ">=", operator.lt: "<",
+          operator.le: "<=", operator.eq: "==", operator.ne: "!="}
+
+
+class _Inliner:
+    """Stands for the tracer in engine.record while a call is inlined: an op that the call makes on
+    followed arrays is inlined too, or written as one step when it cannot be."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        self.tracer = tracer
+
+    def record(self, op: Any, args: Any, params: dict, converted: bool) -> Any:
+        if engine._holds_values(args):
+            raise _Escaped      # a Value inside a rule: a differentiable pass, which is refused
+        tracer = self.tracer
+        call_args = (list(args),) if op.variadic else tuple(args)
+        out = op.forward(*tracer.plain(call_args), **tracer.plain(params))
+        slot = tracer.inline(op.forward, op.name, call_args, params, out)
+        return tracer.tracked(out, slot)
+
+    def backprop(self, *args: Any) -> Any:
+        raise _Escaped
+
+
+class _Escaped(Exception):  # noqa: N818 - a signal inside the tracer, never raised to the user
+    """An inlined call did something the tracer cannot write as lines; it is kept as one step."""
+
+
+_INLINED_MODULES = frozenset({"microgradx.ops", "microgradx.linalg"})
+
+
+def _inlinable(func: Any) -> bool:
+    """Whether ``func`` is the library's own forward or rule, whose numpy calls may be written as lines
+    (a user's op may reach numpy in ways the tracer cannot see, so it stays one step)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return getattr(func, "__module__", None) in _INLINED_MODULES
+
+
+def _has_array(x: tuple | list) -> bool:
+    """Whether an array with at least one dimension is among the operands ``x``. A call on numbers alone
+    stays one step: the ops' fast paths for numpy scalars beat a line per ufunc."""
+    for a in x:
+        if isinstance(a, Value):
+            a = a._data
+        if isinstance(a, np.ndarray):
+            if a.ndim:
+                return True
+        elif isinstance(a, list | tuple) and _has_array(a):
+            return True
+    return False
+
+
 def _zero_grad(v: Value) -> None:
     v._grad = None
-
-
-def _unbroadcaster(gshape: tuple[int, ...], shape: tuple[int, ...]) -> Callable[[Any], Any]:
-    """engine._unbroadcast for known shapes: the axes to sum are fixed once the shapes are."""
-    extra = len(gshape) - len(shape)
-    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
-    axes = tuple(range(extra)) + stretched
-
-    def unbroadcast(g: Any) -> Any:
-        return np.reshape(np.sum(g, axis=axes) if axes else g, shape)
-    unbroadcast.__qualname__ = f"unbroadcast{gshape}->{shape}"
-    return unbroadcast
 
 
 def _called_from_package() -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
+from .compile import guard
 from .engine import Value, as_value, data_of
 from .errors import ArgumentError, AxisError, DataError, ShapeError
 from .functional import log_softmax
@@ -173,10 +174,8 @@ def nll_loss(input: Any, target: Any, reduction: str = "mean", ignore_index: int
     if t.dtype.kind not in "iu":
         raise DataError(f"nll_loss: targets must be integer class indices, got dtype {t.dtype}")
     n_classes = x.shape[class_axis]
+    guard(_check_class_indices, t, np.int64(n_classes), np.int64(ignore_index))  # at every replay too
     keep = t != ignore_index
-    if np.any(keep & ((t < 0) | (t >= n_classes))):
-        bad = t[keep & ((t < 0) | (t >= n_classes))][0]
-        raise DataError(f"nll_loss: target {bad} is not a class index in [0, {n_classes})")
     safe = np.where(keep, t, 0)
     at = np.indices(t.shape, sparse=True)
     index = (safe,) if x.ndim == 1 else (at[0], safe, *at[1:])
@@ -184,7 +183,14 @@ def nll_loss(input: Any, target: Any, reduction: str = "mean", ignore_index: int
     if reduction == "none":
         return picked
     total = ops.sum(picked)
-    return total / max(int(keep.sum()), 1) if reduction == "mean" else total
+    # The count as an array, not int(): a compiled step computes it afresh from each batch's targets.
+    return total / np.maximum(keep.sum(), 1).astype(x.dtype) if reduction == "mean" else total
+
+
+def _check_class_indices(t: np.ndarray, n_classes: Any, ignore_index: Any) -> None:
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if np.any(bad):
+        raise DataError(f"nll_loss: target {t[bad][0]} is not a class index in [0, {n_classes})")
 
 
 def cross_entropy(input: Any, target: Any, reduction: str = "mean", ignore_index: int = -100) -> Value:  # noqa: A002

@@ -429,11 +429,10 @@ class Trainer:
         self._steps: dict[bool, Callable[..., float]] = {}
 
     def use_step(self) -> None:
-        """Give the learner its per-batch step: compiled unless ``config.compile`` is False or the task
-        has more than two classes (each kind made once, so a compiled step keeps its traces)."""
-        # NOTE: cross-entropy checks its labels against the classes, a branch on data that a trace
-        # cannot replay, so only the chapter's two-class task (mnist_loss) is compiled.
-        compiled = self.config.compile and self.dataset.classes == 2
+        """Give the learner its per-batch step: compiled unless ``config.compile`` is False (each kind
+        made once, so a compiled step keeps its traces). Cross-entropy's check of the labels is a guard
+        of the trace, so the ten-digit tasks compile too and a bad label still raises at every step."""
+        compiled = self.config.compile
         if compiled not in self._steps:
             self._steps[compiled] = batch_step(self.model, self.learner.loss_func, compiled)
         self.learner.step_fn = self._steps[compiled]

@@ -155,3 +155,60 @@ def test_full_mnist_cnn_meets_99_percent():
         pytest.skip("the CNN's full run takes minutes per epoch; set MICROGRADX_LONG=1 to run it")
     history = Trainer(TrainConfig.for_model("cnn", classes=10), _full_mnist()).fit()
     assert history[-1].valid_accuracy >= 0.99
+
+
+def _compiled_in(step_fn):
+    """The mg.compile'd function inside a Trainer's batch step, if it has one."""
+    cells = [c.cell_contents for c in step_fn.__closure__ or ()]
+    return next((c for c in cells if hasattr(c, "traces")), None)
+
+
+@pytest.mark.parametrize("model", ["linear", "mlp"])
+def test_a_ten_digit_step_is_compiled_and_trains_as_eager(model):
+    dataset = prepare(load_bundled_digits())
+    runs = {}
+    for compiled in (True, False):
+        trainer = Trainer(TrainConfig.for_model(model, epochs=2, seed=3, classes=10, compile=compiled),
+                          dataset)
+        trainer.fit()
+        runs[compiled] = trainer
+        step = _compiled_in(trainer.learner.step_fn)
+        assert (step is not None and len(step.traces) >= 1) == compiled
+    for a, b in zip(runs[True].history, runs[False].history, strict=True):
+        np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
+        np.testing.assert_allclose(a.valid_loss, b.valid_loss, rtol=1e-5)
+    for p, q in zip(runs[True].model.parameters(), runs[False].model.parameters(), strict=True):
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-4, atol=1e-6)
+
+
+def test_a_compiled_cross_entropy_step_checks_the_labels_of_every_replay():
+    import microgradx as mg
+    from microgradx import nn
+    from microgradx.errors import DataError
+    from microgradx.nn_functional import cross_entropy
+
+    model = nn.Linear(6, 10)
+
+    def step(x, t):
+        loss = cross_entropy(model(x), t)
+        loss.backward()
+        return loss
+
+    compiled = mg.compile(step)
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    for labels in ([0, 9, 3, 3, 1], [2, 2, 8, 0, 5]):     # the trace, then a replay
+        t = np.array(labels)
+        model.zero_grad()
+        expected, grad = float(step(x, t).data), model.weight.grad.copy()
+        model.zero_grad()
+        np.testing.assert_allclose(float(compiled(x, t).data), expected, rtol=1e-6)
+        np.testing.assert_allclose(model.weight.grad, grad, rtol=1e-5, atol=1e-7)
+    assert len(compiled.traces) == 1 and "_check_class_indices(" in compiled.program
+    for bad, shown in (([0, 1, 10, 2, 3], "10"), ([0, -1, 1, 2, 3], "-1")):
+        with pytest.raises(DataError, match=rf"nll_loss: target {shown} is not a class index in \[0, 10\)"):
+            compiled(x, np.array(bad))
+    # ignore_index (-100) is not a bad label: those samples count for nothing, replayed too.
+    t = np.array([0, -100, 4, -100, 7])
+    model.zero_grad()
+    expected = float(step(x, t).data)
+    np.testing.assert_allclose(float(compiled(x, t).data), expected, rtol=1e-6)
