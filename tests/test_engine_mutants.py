@@ -523,3 +523,161 @@ def test_variadic_primitives_take_their_parameters_by_name_only():
     a = mg.Value(np.ones((2, 3)))
     assert ops.concatenate.param_names == ("axis",) and ops.stack.param_names == ("axis",)
     np.testing.assert_array_equal(mg.concatenate([a, a], axis=1).data, np.ones((2, 6)))
+
+
+def _windows_by_loop(x, kernel, stride, padding, dilation, fill):
+    """windows2d written out: tap (a, b) of window (i, j) is the padded input at (i*s + a*d, j*s + b*d)."""
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(padding[0],) * 2, (padding[1],) * 2], constant_values=fill)
+    oh = (padded.shape[-2] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    ow = (padded.shape[-1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    out = np.empty((*kernel, *x.shape[:-2], oh, ow))
+    for a, b, i, j in np.ndindex(*kernel, oh, ow):
+        out[a, b, ..., i, j] = padded[..., i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]]
+    return out
+
+
+# Each geometry differs between its two axes, so that a size, stride, padding or dilation read from the
+# wrong axis shows; some have no leading axes, some two.
+WINDOWS = [((2, 3), (2, 1), (1, 0), (1, 2), (2, 7, 9)),
+           ((3, 2), (1, 3), (0, 2), (2, 1), (1, 2, 8, 6)),
+           ((1, 2), (3, 2), (2, 1), (1, 1), (5, 4)),
+           ((1, 1), (1, 1), (0, 0), (1, 1), (2, 3))]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, shape", WINDOWS)
+@pytest.mark.parametrize("fill", [0.0, -np.inf, 2.5])
+def test_windows2d_takes_each_window_where_a_loop_does(kernel, stride, padding, dilation, shape, fill):
+    x = RNG.normal(size=shape)
+    got = ops.windows2d(mg.Value(x), kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                        fill=fill)
+    np.testing.assert_array_equal(got.data, _windows_by_loop(x, kernel, stride, padding, dilation, fill))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, shape", WINDOWS)
+def test_scatter_windows2d_adds_each_window_back_where_a_loop_does(kernel, stride, padding, dilation, shape):
+    cols_shape = ops.windows2d(np.zeros(shape), kernel=kernel, stride=stride, padding=padding,
+                               dilation=dilation).shape
+    cols = RNG.normal(size=cols_shape)
+    # The loop: every tap added at its place in the padded input, the padding cut off at the end.
+    out = np.zeros((*shape[:-2], shape[-2] + 2 * padding[0], shape[-1] + 2 * padding[1]))
+    for a, b, i, j in np.ndindex(*kernel, *cols_shape[-2:]):
+        out[..., i * stride[0] + a * dilation[0], j * stride[1] + b * dilation[1]] += cols[a, b, ..., i, j]
+    expected = out[..., padding[0]:padding[0] + shape[-2], padding[1]:padding[1] + shape[-1]]
+    got = ops.scatter_windows2d(mg.Value(cols), shape=shape, kernel=kernel, stride=stride, padding=padding,
+                                dilation=dilation)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-13, atol=1e-15)
+
+
+def test_variadic_primitives_take_numpy_s_positional_axis():
+    a, b = mg.Value(np.ones((2, 3))), mg.Value(np.zeros((2, 3)))
+    np.testing.assert_array_equal(mg.stack([a, b], 1).data, np.stack([a.data, b.data], 1))
+    np.testing.assert_array_equal(mg.concatenate((a, b), 1).data, np.concatenate([a.data, b.data], 1))
+    with pytest.raises(mg.ArgumentError, match="list or tuple of arrays first"):
+        mg.stack(a, 0)
+
+
+def test_softmax_defaults_to_the_last_axis_and_logsumexp_to_every_axis():
+    x = RNG.normal(size=(3, 4))
+    for got in (_value(x).softmax(), F.softmax(x)):
+        np.testing.assert_allclose(got.data, _softmax(x, -1), rtol=1e-12)
+    for got in (_value(x).log_softmax(), F.log_softmax(x)):
+        np.testing.assert_allclose(got.data, np.log(_softmax(x, -1)), rtol=1e-12)
+    for got in (_value(x).logsumexp(), F.logsumexp(x)):
+        np.testing.assert_allclose(got.data, np.log(np.exp(x).sum()), rtol=1e-12)
+
+
+@pytest.mark.parametrize("first", [1e-9, 1e-300])
+def test_cumprod_s_second_derivative_is_exact_next_to_a_tiny_element(first):
+    # y = x0 + x0 x1 + x0 x1 x2. The first derivative, recorded, must not be the running product divided
+    # by x: differentiating that division again cancels catastrophically where x0 is tiny.
+    x = mg.Value(np.array([first, 2.0, 3.0]))
+    x.cumprod(axis=0).sum().backward(create_graph=True)
+    dy = x.grad
+    np.testing.assert_allclose(dy.data, [1 + 2 + 6, first + 3 * first, 2 * first], rtol=1e-14)
+    x.zero_grad()
+    (dy * np.array([1.0, 2.0, 3.0])).sum().backward()
+    # d/dx of dy0 + 2 dy1 + 3 dy2 = (2 (1 + x2) + 3 x1, (1 + x2) + 3 x0, x1 + 2 x0)
+    np.testing.assert_allclose(x.grad, [14.0, 4.0 + 3 * first, 2.0 + 2 * first], rtol=1e-14)
+
+
+def test_a_value_inside_a_tuple_index_is_refused_too():
+    v = mg.Value(np.arange(12.0).reshape(3, 4))
+    with pytest.raises(mg.DTypeError, match="cannot be an index"):
+        v[0, mg.Value(np.array([1.0, 0.0]))]
+    np.testing.assert_array_equal(v[[0, 2], [1, 3]].data, [1.0, 11.0])
+
+
+REFLECTED = {"__radd__": "add", "__rsub__": "sub", "__rmul__": "mul", "__rtruediv__": "truediv",
+             "__rpow__": "pow", "__rmatmul__": "matmul"}
+
+
+def test_every_reflected_operator_is_listed():
+    assert {n for n in vars(mg.Value) if n.startswith("__r") and n != "__repr__"} == set(REFLECTED)
+
+
+@pytest.mark.parametrize("name", sorted(REFLECTED))
+def test_a_reflected_operator_with_a_list_on_the_left_records_numpy_s_answer(name):
+    # A list has no numpy operator of its own, so Python hands `list <op> value` to the Value's __r<op>__
+    # (an array on the left would go to __array_ufunc__ instead).
+    import operator
+    fn = getattr(operator, REFLECTED[name])
+    left, x = [[1.5, 2.0], [0.5, 3.0]], np.array([[2.0, 0.5], [1.0, 2.5]])
+    v = mg.Value(x.copy())
+    out = fn(left, v)
+    assert isinstance(out, mg.Value) and out.op is not None
+    np.testing.assert_allclose(out.data, fn(np.array(left), x), rtol=1e-13)
+
+
+MATMUL_SHAPES = [((4,), (4,)), ((3, 4), (4,)), ((2, 3, 4), (4,)), ((4,), (4, 5)), ((4,), (2, 4, 5)),
+                 ((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((1, 3, 4), (2, 4, 5))]
+
+
+@pytest.mark.parametrize("sa, sb", MATMUL_SHAPES, ids=str)
+def test_matmul_gradients_for_every_kind_of_operand(sa, sb):
+    # sum(w * (a @ b)) is linear in a (and in b): a finite difference with step 1 is its exact derivative.
+    a0, b0 = RNG.normal(size=sa), RNG.normal(size=sb)
+    w = RNG.normal(size=np.shape(a0 @ b0))
+    a, b = mg.Value(a0.copy()), mg.Value(b0.copy())
+    (w * (a @ b)).sum().backward()
+    for x0, got, loss in ((a0, a.grad, lambda x: np.sum(w * (x @ b0))),
+                          (b0, b.grad, lambda x: np.sum(w * (a0 @ x)))):
+        expected = np.empty_like(x0)
+        for idx in np.ndindex(*x0.shape):
+            step = np.zeros_like(x0)
+            step[idx] = 1.0
+            expected[idx] = loss(x0 + step) - loss(x0)
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_windows2d_s_defaults_forward_and_backward():
+    # Called with the kernel alone (and a padding, for fill's default): the forward and both rules then
+    # run on their own defaults, stride 1, no padding, dilation 1, padded with zeros.
+    x = RNG.normal(size=(2, 4, 5))
+    v = mg.Value(x.copy())
+    got = ops.windows2d(v, kernel=(2, 3))
+    np.testing.assert_array_equal(got.data, _windows_by_loop(x, (2, 3), (1, 1), (0, 0), (1, 1), 0.0))
+    np.testing.assert_array_equal(ops.windows2d(x, kernel=(2, 3), padding=(1, 2)),
+                                  _windows_by_loop(x, (2, 3), (1, 1), (1, 2), (1, 1), 0.0))
+    c = RNG.normal(size=got.shape)
+    (got * c).sum().backward()
+    np.testing.assert_allclose(v.grad, ops.scatter_windows2d(c, shape=x.shape, kernel=(2, 3), stride=(1, 1),
+                                                             padding=(0, 0), dilation=(1, 1)), rtol=1e-13)
+    cols = mg.Value(c.copy())
+    back = ops.scatter_windows2d(cols, shape=x.shape, kernel=(2, 3))
+    (back * x).sum().backward()
+    np.testing.assert_array_equal(cols.grad, _windows_by_loop(x, (2, 3), (1, 1), (0, 0), (1, 1), 0.0))
+
+
+def test_windows2d_of_a_list_is_a_read_only_view():
+    rows = [[float(3 * i + j) for j in range(3)] for i in range(3)]
+    got = ops.windows2d(rows, kernel=(2, 2))
+    np.testing.assert_array_equal(got, _windows_by_loop(np.array(rows), (2, 2), (1, 1), (0, 0), (1, 1), 0.0))
+    x = RNG.normal(size=(3, 4))
+    with pytest.raises(ValueError, match="read-only"):
+        ops.windows2d(x, kernel=(2, 2))[0, 0, 0, 0] = 1.0     # the windows overlap: a write would show twice
+
+
+def test_scatter_windows2d_refuses_windows_from_another_shape():
+    cols = np.zeros(ops.windows2d(np.zeros((4, 5)), kernel=(2, 2)).shape)
+    with pytest.raises(mg.ShapeError, match="do not come from an input of shape"):
+        ops.scatter_windows2d(cols, shape=(4, 6), kernel=(2, 2))
