@@ -13,6 +13,21 @@ are listed, each with its reason, in ``scripts/mutants_equivalent.txt``, and do 
 
 The score is (killed + timed out) / (mutants - equivalent ones): a mutant that makes the tests hang is
 noticed too.
+
+What is never mutated, and why:
+
+* Code that never runs. Annotations (of parameters, of returns, of ``x: T = ...``) in a file with ``from
+  __future__ import annotations``, as all three are: they are kept as strings and never evaluated, so no
+  test run can see a change in them (their check is the type checker's, tests/test_typing.py). The same
+  for the branch of an ``if TYPE_CHECKING:`` that is not taken at run time, and for dropping an
+  ``if TYPE_CHECKING:`` that has no else.
+* Docstrings are neither changed nor dropped, and inside f-strings nothing is: what they hold is prose
+  for readers (help(), error messages), not what the engine computes. ``assert`` statements are left
+  alone too: they state invariants, not behaviour.
+* A change whose syntax tree is the original's (it only adds parentheses) is not drawn.
+
+Everything else is drawn, even where the answer looks obvious (``__slots__``, ``__all__``, a TypeVar);
+the survivors among those are judged one by one in mutants_equivalent.txt.
 """
 
 from __future__ import annotations
@@ -41,7 +56,8 @@ PACKAGE = REPO / "microgradx"
 FILES = ("engine.py", "ops.py", "functional.py")
 # The quick, pointed tests first: with -x, most mutants die in the first seconds.
 TESTS = ("test_engine_mutants.py", "test_engine.py", "test_value_api.py", "test_numpy_ops.py",
-         "test_numerics.py", "test_ops.py", "test_fuzz_engine.py")
+         "test_numerics.py", "test_ops.py", "test_fuzz_engine.py",
+         "test_viz.py")   # the drawings read the table entries' metadata (symbol, symmetric)
 EQUIVALENT = Path(__file__).with_name("mutants_equivalent.txt")
 
 COMPARE_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,

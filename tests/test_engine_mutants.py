@@ -6,6 +6,7 @@ gradients, and the bookkeeping around the graph (pruning, the version counter, t
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -681,3 +682,54 @@ def test_scatter_windows2d_refuses_windows_from_another_shape():
     cols = np.zeros(ops.windows2d(np.zeros((4, 5)), kernel=(2, 2)).shape)
     with pytest.raises(mg.ShapeError, match="do not come from an input of shape"):
         ops.scatter_windows2d(cols, shape=(4, 6), kernel=(2, 2))
+
+
+def test_matmul_refuses_a_scalar_on_either_side_with_the_hint():
+    v = mg.Value(np.ones(2))
+    for a, b in ((mg.Value(2.0), v), (v, mg.Value(2.0)), (2.0, v), (v, 2.0)):
+        with pytest.raises(mg.ShapeError, match=r"not scalars \(use \* for a scalar\)"):
+            ops.matmul(a, b)
+
+
+def test_int_of_a_one_element_value():
+    assert int(mg.Value(3.7)) == 3 and int(mg.Value([[-2.5]])) == -2
+    assert isinstance(int(mg.Value(3.7)), int)
+
+
+def test_a_list_index_is_read_when_indexing_not_when_differentiating():
+    # The index is kept for backward: a list the caller changes afterwards must not move the gradient.
+    v = mg.Value(np.arange(4.0))
+    where = [0, 2]
+    y = v[where]
+    where[0] = 3
+    (y * np.array([10.0, 20.0])).sum().backward()
+    np.testing.assert_array_equal(v.grad, [10.0, 0.0, 20.0, 0.0])
+
+
+def test_zero_to_the_zero_differentiates_twice_without_a_warning():
+    # a ** b at a == b == 0 next to an ordinary element: d/da is 0 there by convention, and the masked
+    # branch must stay finite, or the second derivative (where's rule times 0) turns into NaN.
+    a, b = mg.Value(np.array([0.0, 2.0])), mg.Value(np.array([0.0, 0.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (a ** b).sum().backward(create_graph=True)
+        da = a.grad
+        np.testing.assert_array_equal(da.data, [0.0, 0.0])
+        np.testing.assert_allclose(b.grad.data, [0.0, math.log(2.0)])
+        a.zero_grad()
+        b.zero_grad()
+        da.sum().backward()
+    np.testing.assert_array_equal(a.grad, [0.0, 0.0])
+    np.testing.assert_allclose(b.grad, [0.0, 0.5])
+
+
+def test_an_axis_out_of_range_of_a_zero_d_value_says_dimension_0():
+    with pytest.raises(mg.AxisError, match="axis 1 is out of bounds for array of dimension 0"):
+        mg.Value(1.0).sum(axis=1)
+
+
+@pytest.mark.parametrize("bad", [dict(kernel=(2, 2, 2)), dict(kernel=(2, 2), stride=(1, 1, 1)),
+                                 dict(kernel=(2, 2), padding=(1, 1, 1)), dict(kernel=(2, 2), dilation=(1,))])
+def test_windows2d_refuses_a_geometry_that_is_not_one_pair_each(bad):
+    with pytest.raises(mg.ShapeError, match="longer|shorter"):
+        ops.windows2d(mg.Value(np.ones((4, 5))), **bad)

@@ -144,7 +144,8 @@ B = RNG.standard_normal((2, 3, 2))
 
 
 @pytest.mark.parametrize("name, args", [
-    ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("outer", (X, Y)), ("kron", (X, A)),
+    ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("inner", (X, RNG.standard_normal((5, 4)))),
+    ("inner", (X, 2.0)), ("dot", (2.0, X)), ("outer", (X, Y)), ("kron", (X, A)),
     ("tensordot", (A, B, ([0, 1], [0, 1]))), ("trace", (A, 1, 1, 2)), ("diagonal", (A, -1, 2, 0)),
     ("diag", (Y, 1)), ("diag", (X, -1)), ("tril", (A, -1)), ("triu", (X, 1)),
 ])
@@ -235,6 +236,10 @@ C = RNG.standard_normal((3, 4, 2))
     ("column_stack", ((Y, Y),), {}), ("append", (X, Y), {}), ("append", (X, X), {"axis": 1}),
     ("take", (C, [0, 2, 2]), {"axis": 1}), ("take", (C, [5, -1]), {}),
     ("take_along_axis", (C, np.argsort(C, axis=1), 1), {}), ("sort", (C,), {}), ("sort", (C, None), {}),
+    # fewer repetitions than axes, 2-d columns, empty inputs (where a -1 in a shape would be ambiguous)
+    ("tile", (C, 2), {}), ("tile", (X, (2,)), {}), ("column_stack", ((X, Y[:3], X),), {}),
+    ("atleast_3d", (np.float64(2),), {}), ("atleast_3d", (np.zeros(0),), {}), ("atleast_3d", (X,), {}),
+    ("atleast_2d", (np.zeros(0),), {}), ("atleast_1d", (np.float64(2),), {}),
 ])
 def test_shape_functions_are_numpys(name, args, kwargs):
     got = getattr(F, name)(*args, **kwargs)
@@ -243,9 +248,12 @@ def test_shape_functions_are_numpys(name, args, kwargs):
 
 
 def test_split_and_array_split_are_numpys_and_split_refuses_unequal_parts():
-    ours, numpys = F.array_split(mg.Value(C), 2, axis=1), np.array_split(C, 2, axis=1)
-    for part, expected in zip(ours, numpys, strict=True):
-        np.testing.assert_array_equal(part.data, expected)
+    for sections, axis in ((2, 1), (5, 0), ([1, 3], 1)):      # 5 parts of 3 rows: the last two are empty
+        ours, numpys = F.array_split(mg.Value(C), sections, axis=axis), np.array_split(C, sections, axis=axis)
+        assert len(ours) == len(numpys)
+        for part, expected in zip(ours, numpys, strict=True):
+            assert part.shape == expected.shape
+            np.testing.assert_array_equal(part.data, expected)
     assert [p.shape for p in F.split(C, [1, 3], axis=1)] == [p.shape for p in np.split(C, [1, 3], axis=1)]
     with pytest.raises(mg.ShapeError, match="equal parts"):
         F.split(C, 2)
@@ -256,6 +264,11 @@ def test_sort_sends_each_gradient_back_to_where_its_element_came_from():
     (F.sort(x) * np.array([10.0, 20.0, 30.0])).sum().backward()
     np.testing.assert_array_equal(x.grad, [30.0, 10.0, 20.0])
     np.testing.assert_array_equal(F.argsort(x), [1, 2, 0])
+
+
+def test_diag_refuses_three_dimensions():
+    with pytest.raises(mg.ShapeError, match="1-d or 2-d"):
+        F.diag(C)
 
 
 def test_indices_must_be_integers():

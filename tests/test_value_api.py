@@ -434,3 +434,12 @@ def test_a_method_s_defaults_are_those_of_its_table_entry():
                 assert p.default == theirs[p.name].default, f"Value.{name}({p.name}=...)"
                 compared += 1
     assert compared > 30
+
+
+def test_a_star_import_of_the_engine_gives_its_api_and_nothing_it_imported():
+    names: dict = {}
+    exec("from microgradx.engine import *", names)      # the statement under test
+    names.pop("__builtins__")
+    assert set(names) == {"Value", "Primitive", "TABLE", "no_grad", "enable_grad", "is_grad_enabled",
+                          "detect_anomaly", "as_value", "data_of", "backprop"}
+    assert all(getattr(obj, "__module__", engine.__name__) == engine.__name__ for obj in names.values())
