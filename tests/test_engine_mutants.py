@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import microgradx as mg
+from microgradx import engine, ops
 from microgradx import functional as F
-from microgradx import ops
 
 RNG = np.random.default_rng(7)
 A = RNG.normal(size=(3, 4, 2))      # no ties, no zeros: every forward below has one right answer
@@ -733,3 +733,66 @@ def test_an_axis_out_of_range_of_a_zero_d_value_says_dimension_0():
 def test_windows2d_refuses_a_geometry_that_is_not_one_pair_each(bad):
     with pytest.raises(mg.ShapeError, match="longer|shorter"):
         ops.windows2d(mg.Value(np.ones((4, 5))), **bad)
+
+
+@pytest.mark.parametrize("bad", [dict(kernel=(0, 2)), dict(kernel=(2, 2), stride=(1, 0)),
+                                 dict(kernel=(2, 2), dilation=(0, 1)), dict(kernel=(2, 2), padding=(0, -1))])
+def test_windows2d_refuses_sizes_below_their_minimum(bad):
+    with pytest.raises(mg.ArgumentError, match="must be >= 1 and padding >= 0"):
+        ops.windows2d(mg.Value(np.ones((4, 5))), **bad)
+
+
+@pytest.mark.parametrize("e", [-2.5, -1, 0, 1, 2, 0.5])
+def test_power_with_a_python_number_exponent(e):
+    x0 = np.array([0.5, 1.5, 3.0])
+    x = mg.Value(x0.copy())
+    (x ** e).sum().backward()
+    np.testing.assert_allclose(x.grad, e * x0 ** (e - 1), rtol=1e-14)
+
+
+def test_the_derivative_of_x_to_the_zero_is_zero_wherever_x_is():
+    x = mg.Value(np.array([0.0, np.inf, np.nan, -2.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0, 0.0])
+
+
+def test_einsum_s_gradient_multiplies_only_what_the_subscripts_pair():
+    # An infinity in one operand reaches the gradient of the other as inf, not as inf * 0 = NaN (from
+    # contracting with an identity where no letter repeats).
+    a, b = mg.Value(np.array([[1.0, 2.0]])), mg.Value(np.array([[np.inf], [1.0]]))
+    ops.einsum("ij,jk->ik", a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [[np.inf, 1.0]])
+    np.testing.assert_array_equal(b.grad, [[1.0], [2.0]])
+
+
+def test_astype_of_a_zero_d_value_holds_a_numpy_scalar():
+    out = mg.Value(2.0).astype(np.float32)
+    assert isinstance(out.data, np.float32) and out.data == 2.0
+    assert isinstance(mg.Value([1.0, 2.0]).astype(np.float32).data, np.ndarray)
+
+
+def test_a_primitive_made_directly_has_the_documented_defaults():
+    def double(x):
+        return 2 * x
+    op = engine.Primitive(double, [lambda g, ans, x: 2 * g])
+    assert (op.expects, op.variadic, op.method, op.operators, op.symbol, op.symmetric, op.numpy) == \
+        ("", False, None, (), None, False, None)
+
+
+def test_requires_grad_false_on_an_interior_node_is_refused_with_the_fix():
+    y = mg.Value(2.0) * 3
+    with pytest.raises(mg.GradientError, match=r"use \.detach\(\)"):
+        y.requires_grad_(False)
+    assert y.requires_grad
+
+
+@pytest.mark.xfail(strict=True, reason="a gradient that does not depend on the inputs (x + 1, x * 2, the "
+                   "product of one number) stays a numpy number under create_graph, where .grad's docstring "
+                   "promises a Value")
+@pytest.mark.parametrize("f", [lambda x: x + 1, lambda x: x.prod()], ids=["add", "prod"])
+def test_create_graph_leaves_a_value_in_grad_even_for_a_constant_gradient(f):
+    x = mg.Value(3.0)
+    f(x).backward(create_graph=True)
+    assert isinstance(x.grad, mg.Value)
