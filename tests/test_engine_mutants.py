@@ -796,3 +796,11 @@ def test_create_graph_leaves_a_value_in_grad_even_for_a_constant_gradient(f):
     x = mg.Value(3.0)
     f(x).backward(create_graph=True)
     assert isinstance(x.grad, mg.Value)
+
+
+def test_a_list_of_values_beside_a_plain_number_in_one_op():
+    x = mg.Value(2.0)
+    y = ops.multiply([x, 3 * x], 2)
+    np.testing.assert_array_equal(y.data, [4.0, 12.0])
+    y.sum().backward()
+    assert x.grad == 8.0

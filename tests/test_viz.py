@@ -706,3 +706,8 @@ def test_a_100k_node_graph_is_drawn_with_a_limit_and_counts_what_it_leaves_out()
     # w feeds every multiply, so it is among the 500 drawn: all the hidden Values but x are op outputs
     hidden = 2 + 3 * steps - 500
     assert note_counts(dot) == (hidden, hidden - 1)
+
+
+def test_a_value_s_draw_method_is_draw_graph():
+    y = Value(2.0, label="x") * 3
+    assert y.draw(rankdir="TB").source == draw_graph(y, rankdir="TB").source
