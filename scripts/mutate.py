@@ -18,9 +18,9 @@ What is never mutated, and why:
 
 * Code that never runs. Annotations (of parameters, of returns, of ``x: T = ...``) in a file with ``from
   __future__ import annotations``, as all three are: they are kept as strings and never evaluated, so no
-  test run can see a change in them (their check is the type checker's, tests/test_typing.py). The same
-  for the branch of an ``if TYPE_CHECKING:`` that is not taken at run time, and for dropping an
-  ``if TYPE_CHECKING:`` that has no else.
+  test run can see a change in them (a type checker reads them: tests/test_typing.py runs mypy --strict
+  on a script that uses the whole API). The same for the branch of an ``if TYPE_CHECKING:`` that is not
+  taken at run time, and for dropping an ``if TYPE_CHECKING:`` that has no else.
 * Docstrings are neither changed nor dropped, and inside f-strings nothing is: what they hold is prose
   for readers (help(), error messages), not what the engine computes. ``assert`` statements are left
   alone too: they state invariants, not behaviour.

@@ -804,3 +804,20 @@ def test_a_list_of_values_beside_a_plain_number_in_one_op():
     np.testing.assert_array_equal(y.data, [4.0, 12.0])
     y.sum().backward()
     assert x.grad == 8.0
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1, (0, 2), (2, 0), None], ids=str)
+def test_prod_s_gradient_along_any_axes_is_the_product_of_the_others(axis):
+    x0 = RNG.uniform(0.5, 1.5, size=(2, 3, 4))
+    x = mg.Value(x0.copy())
+    x.prod(axis=axis).sum().backward()
+    np.testing.assert_allclose(x.grad, np.prod(x0, axis=axis, keepdims=True) / x0, rtol=1e-12)
+
+
+def test_a_compiled_value_and_grad_differentiates_through_the_trace():
+    # mg.grad's reverse pass, run while mg.compile traces, goes through the tracer's hook in backprop.
+    f = mg.compile(mg.value_and_grad(lambda x: (x * x).sum()))
+    for x in (np.array([1.0, 2.0]), np.array([3.0, 4.0])):     # a trace, then its replay
+        value, grad = f(x)
+        assert value == np.sum(x * x)
+        np.testing.assert_array_equal(grad, 2 * x)

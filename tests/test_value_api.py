@@ -368,7 +368,7 @@ def test_len_iteration_and_op():
     parts = list(x)
     assert [p.item() for p in parts] == [0.0, 1.0, 2.0] and parts[1].op == "getitem"
     assert x.op is None and (x * 2).op == "multiply"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="len\\(\\) of a 0-d Value"):
         len(mg.Value(1.0))
 
 
