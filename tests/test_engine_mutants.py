@@ -321,7 +321,13 @@ def test_grad_differentiates_only_the_targets_it_is_asked_for(monkeypatch):
     monkeypatch.setattr(ops.sin, "vjps", (counting, *ops.sin.vjps[1:]))
     f = mg.grad(lambda a, b: (a * 2).sum() + ops.sin(b).sum(), argnums=0)
     np.testing.assert_array_equal(f(np.ones(3), np.ones(3)), [2.0, 2.0, 2.0])
+    # A Value that needs a gradient but is no target (a parameter the function reads) is not followed.
+    w = mg.Value(np.ones(3))
+    g = mg.grad(lambda a: (a * 2).sum() + ops.sin(w * 3).sum())
+    np.testing.assert_array_equal(g(np.ones(3)), [2.0, 2.0, 2.0])
     assert calls == []
+    (ops.sin(w * 3).sum() + 0).backward()       # the counting rule is really the one backward uses
+    assert calls == [1]
 
 
 def test_grad_with_several_argnums_gives_each_its_own():
@@ -821,3 +827,40 @@ def test_a_compiled_value_and_grad_differentiates_through_the_trace():
         value, grad = f(x)
         assert value == np.sum(x * x)
         np.testing.assert_array_equal(grad, 2 * x)
+
+
+def test_numpy_ufunc_methods_on_values_that_need_no_gradient_answer_from_the_data():
+    c = mg.Value(np.array([1.0, 2.0, 3.0]), requires_grad=False)
+    np.testing.assert_array_equal(np.add.accumulate(c), [1.0, 3.0, 6.0])
+    np.testing.assert_array_equal(np.multiply.outer(c, c), np.outer(c.data, c.data))
+
+
+def test_a_stacked_list_of_values_keeps_its_label_and_a_plain_value_has_none():
+    x = mg.Value(1.0)
+    assert mg.Value([x, x], label="pair").label == "pair"
+    assert mg.Value(1.0).label is None and mg.Value([x, x]).label is None
+
+
+def test_as_value_wraps_a_constant_and_passes_a_value_through():
+    x = mg.Value(1.0)
+    assert mg.as_value(x) is x
+    c = mg.as_value(np.array([1.0, 2.0]))
+    assert isinstance(c, mg.Value) and not c.requires_grad
+
+
+def test_a_value_changed_in_place_then_pickled_differentiates_in_another_process():
+    # Version stamps are this process's numbers; a fresh process counts from 0 again, so an unpickled
+    # Value must not keep its stamp from here, or its first backward there would see an in-place change.
+    import pickle
+    import subprocess
+    import sys
+    v = mg.Value(np.array([1.0, 2.0]))
+    for _ in range(50):
+        mg.Value(0.0)                       # numbers drawn here that the other process will not draw
+    v.data = v.data * 3                     # stamped with a number above 50
+    script = ("import pickle, sys; import numpy as np; v = pickle.loads(sys.stdin.buffer.read()); "
+              "(v * 2).sum().backward(); print(v.grad.tolist())")
+    run = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(v), capture_output=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stdout.decode().strip() == "[2.0, 2.0]"
