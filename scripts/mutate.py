@@ -371,13 +371,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per mutant (default: 3x the unmutated run, plus 20)")
     parser.add_argument("--list", action="store_true", help="count the mutants on offer, then stop")
-    parser.add_argument("--only", default=None, help="only mutants whose key contains this text")
+    parser.add_argument("--only", action="append", default=None,
+                        help="only mutants whose key contains this text (repeat it for several)")
     args = parser.parse_args(argv)
 
     sources = {f: (PACKAGE / f).read_text() for f in FILES}
     offered = [m for f in FILES for m in mutants_of(f)]
     if args.only:
-        offered = [m for m in offered if args.only in m.key]
+        offered = [m for m in offered if any(text in m.key for text in args.only)]
     if args.list:
         for (file, kind), count in sorted(Counter((m.file, m.kind) for m in offered).items()):
             print(f"{file:15} {kind:15} {count:5}")

@@ -864,3 +864,23 @@ def test_a_value_changed_in_place_then_pickled_differentiates_in_another_process
                          timeout=60, check=False)
     assert run.returncode == 0, run.stderr.decode()
     assert run.stdout.decode().strip() == "[2.0, 2.0]"
+
+
+def test_numpy_s_axis_error_in_a_forward_is_ours_with_numpy_s_reason_and_no_index_talk():
+    a = mg.Value(np.ones((2, 3)))
+    with pytest.raises(mg.AxisError, match=r"axis=3: axis 3 is out of bounds for array of dimension 2$"):
+        mg.concatenate([a, a], axis=3)
+
+
+def test_windows2d_refuses_an_input_smaller_than_its_kernel_even_padded():
+    with pytest.raises(mg.ShapeError, match="smaller than the kernel"):
+        ops.windows2d(mg.Value(np.ones((1, 5))), kernel=(4, 2), padding=(1, 0))   # 1 + 2 * 1 < 4
+    assert ops.windows2d(np.ones((2, 5)), kernel=(4, 2), padding=(1, 0)).shape == (4, 2, 1, 4)
+
+
+@pytest.mark.xfail(strict=True, reason="to_array keeps a float ndarray subclass as it is, so a Value of an "
+                   "np.matrix holds a matrix (and sums to 2-d) and a masked array keeps a mask the rules "
+                   "do not know")
+def test_a_value_of_an_ndarray_subclass_holds_a_plain_array():
+    v = mg.Value(np.matrix([[1.0, 2.0], [3.0, 4.0]]))
+    assert type(v.data) is np.ndarray and v.sum(axis=0).shape == (2,)
