@@ -10,6 +10,7 @@ are listed, each with its reason, in ``scripts/mutants_equivalent.txt``, and do 
     python scripts/mutate.py                      # 230 mutants drawn with seed 0, 2 workers
     python scripts/mutate.py -n 20 --seed 3 -j 1  # a quick look
     python scripts/mutate.py --list               # how many mutants each file offers, by kind
+    python scripts/mutate.py --only KEY --only KEY2   # just those mutants again (keys as a run prints them)
 
 The score is (killed + timed out) / (mutants - equivalent ones): a mutant that makes the tests hang is
 noticed too.
