@@ -10,9 +10,25 @@ are listed, each with its reason, in ``scripts/mutants_equivalent.txt``, and do 
     python scripts/mutate.py                      # 230 mutants drawn with seed 0, 2 workers
     python scripts/mutate.py -n 20 --seed 3 -j 1  # a quick look
     python scripts/mutate.py --list               # how many mutants each file offers, by kind
+    python scripts/mutate.py --only KEY --only KEY2   # just those mutants again (keys as a run prints them)
 
 The score is (killed + timed out) / (mutants - equivalent ones): a mutant that makes the tests hang is
 noticed too.
+
+What is never mutated, and why:
+
+* Code that never runs. Annotations (of parameters, of returns, of ``x: T = ...``) in a file with ``from
+  __future__ import annotations``, as all three are: they are kept as strings and never evaluated, so no
+  test run can see a change in them (a type checker reads them: tests/test_typing.py runs mypy --strict
+  on a script that uses the whole API). The same for the branch of an ``if TYPE_CHECKING:`` that is not
+  taken at run time, and for dropping an ``if TYPE_CHECKING:`` that has no else.
+* Docstrings are neither changed nor dropped, and inside f-strings nothing is: what they hold is prose
+  for readers (help(), error messages), not what the engine computes. ``assert`` statements are left
+  alone too: they state invariants, not behaviour.
+* A change whose syntax tree is the original's (it only adds parentheses) is not drawn.
+
+Everything else is drawn, even where the answer looks obvious (``__slots__``, ``__all__``, a TypeVar);
+the survivors among those are judged one by one in mutants_equivalent.txt.
 """
 
 from __future__ import annotations
@@ -20,6 +36,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import dataclasses
 import difflib
 import os
 import random
@@ -39,8 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "microgradx"
 FILES = ("engine.py", "ops.py", "functional.py")
 # The quick, pointed tests first: with -x, most mutants die in the first seconds.
-TESTS = ("test_engine_mutants.py", "test_engine.py", "test_value_api.py", "test_numerics.py", "test_ops.py",
-         "test_fuzz_engine.py")
+TESTS = ("test_engine_mutants.py", "test_engine.py", "test_value_api.py", "test_numpy_ops.py",
+         "test_numerics.py", "test_ops.py", "test_fuzz_engine.py",
+         "test_viz.py")   # the drawings read the table entries' metadata (symbol, symmetric)
 EQUIVALENT = Path(__file__).with_name("mutants_equivalent.txt")
 
 COMPARE_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
@@ -57,15 +75,21 @@ class Mutant:
     line: int        # where the change starts
     kind: str        # "compare", "arithmetic", "constant", ...
     where: str       # the enclosing function or class, e.g. "Value.backward"
+    statement: str   # the first line of the statement it is in (comments dropped), e.g. "x = a + b";
+                     # "" when the change is to a whole statement
     before: str      # the source of the node as it was
     after: str       # ... and as the mutant has it
     start: tuple[int, int]   # (line, column) span of the replaced text, lines from 1
     end: tuple[int, int]
+    repeat: str = ""         # " (2)" for the second mutant with the same key, ...
 
     @property
     def key(self) -> str:
-        """What names the mutant in the list of equivalent ones: no line numbers, which move with edits."""
-        return f"{self.file}::{self.where}: {one_line(self.before)} -> {one_line(self.after)}"
+        """What names the mutant in the list of equivalent ones: no line numbers, which move with edits, but
+        the statement it changes, so that the same change in two places has two keys (a key that two mutants
+        still share, such as a statement repeated word for word, ends in " (2)", " (3)"...)."""
+        where = f"{self.where} [{self.statement}]" if self.statement else self.where
+        return f"{self.file}::{where}: {one_line(self.before)} -> {one_line(self.after)}{self.repeat}"
 
 
 def one_line(text: str) -> str:
@@ -112,6 +136,32 @@ def _replacements(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
         yield "return None", changed(value=ast.Constant(None))
 
 
+def _type_checking(test: ast.expr) -> bool | None:
+    """What an ``if`` test that reads typing.TYPE_CHECKING is at run time (False, or True for its
+    negation); None for any other test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _type_checking(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Name | ast.Attribute) and \
+            (test.id if isinstance(test, ast.Name) else test.attr) == "TYPE_CHECKING":
+        return False
+    return None
+
+
+def _never_run(node: ast.AST, postponed: bool) -> set[str]:
+    """The fields of node that the interpreter never runs: annotations, when ``from __future__ import
+    annotations`` postpones them (kept as strings, never evaluated), and the branch of an
+    ``if TYPE_CHECKING:`` not taken."""
+    if postponed and isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return {"returns"}
+    if postponed and isinstance(node, ast.arg | ast.AnnAssign):
+        return {"annotation"}
+    if isinstance(node, ast.If):
+        taken = _type_checking(node.test)
+        return set() if taken is None else {"orelse" if taken else "body"}
+    return set()
+
+
 def _is_docstring(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and \
         isinstance(node.value.value, str)
@@ -120,14 +170,22 @@ def _is_docstring(node: ast.stmt) -> bool:
 class _Collector(ast.NodeVisitor):
     def __init__(self, file: str, source: str) -> None:
         self.file, self.lines, self.scope = file, source.splitlines(keepends=True), []
+        self.statements: list[ast.stmt] = []
+        self.default: str | None = None    # "name=value" while inside a parameter's default value
         self.found: list[Mutant] = []
+        self.postponed = any(isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__" and
+                             any(alias.name == "annotations" for alias in stmt.names)
+                             for stmt in ast.parse(source).body)
 
-    def _add(self, kind: str, old: ast.AST, new_text: str, is_statement: bool = False) -> None:
+    def _add(self, kind: str, old: ast.AST, new_text: str, is_statement: bool = False,
+             statement: str | None = None) -> None:
         before = self._segment(old)
         if not is_statement and not isinstance(old, ast.Slice):
             new_text = f"({new_text})"   # keeps the precedence of the surroundings whatever the change
-        self.found.append(Mutant(self.file, old.lineno, kind, ".".join(self.scope) or "<module>", before,
-                                 new_text, (old.lineno, old.col_offset),
+        if statement is None:   # a statement dropped or changed whole needs no context: it is `before`
+            statement = "" if isinstance(old, ast.stmt) else self.default or _first_line(self.statements[-1])
+        self.found.append(Mutant(self.file, old.lineno, kind, ".".join(self.scope) or "<module>",
+                                 statement, before, new_text, (old.lineno, old.col_offset),
                                  (old.end_lineno, old.end_col_offset)))
 
     def _segment(self, node: ast.AST) -> str:
@@ -147,9 +205,18 @@ class _Collector(ast.NodeVisitor):
 
     def _defaults(self, args: ast.arguments) -> None:
         # A default of None becomes 0 (a default that is a number or a flag is a constant, drawn anyway).
-        for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
+        for arg, default in _with_defaults(args):
             if isinstance(default, ast.Constant) and default.value is None:
-                self._add("default", default, "0")
+                self._add("default", default, "0", statement=f"{arg.arg}=None")
+
+    def visit_arguments(self, node: ast.arguments) -> None:
+        for arg in [*node.posonlyargs, *node.args, node.vararg, *node.kwonlyargs, node.kwarg]:
+            if arg is not None:
+                self.visit(arg)
+        for arg, default in _with_defaults(node):
+            self.default = f"{arg.arg}={one_line(ast.unparse(default))}"
+            self.visit(default)
+            self.default = None
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
         pass   # inside an f-string only messages change
@@ -157,22 +224,39 @@ class _Collector(ast.NodeVisitor):
     def visit_Assert(self, node: ast.Assert) -> None:
         pass
 
+    def visit(self, node: ast.AST) -> None:
+        if isinstance(node, ast.stmt):
+            self.statements.append(node)
+        super().visit(node)
+        if isinstance(node, ast.stmt):
+            self.statements.pop()
+
     def generic_visit(self, node: ast.AST) -> None:
         for kind, new in _replacements(node):
             if isinstance(node, ast.Return):
                 self._add(kind, node, ast.unparse(new), is_statement=True)
             else:
                 self._add(kind, node, ast.unparse(new))
+        unrun = _never_run(node, self.postponed)
         for field in ("body", "orelse", "finalbody"):
-            for stmt in getattr(node, field, ()) if isinstance(getattr(node, field, None), list) else ():
+            if field in unrun or not isinstance(getattr(node, field, None), list):
+                continue
+            for stmt in getattr(node, field):
                 self._maybe_drop(stmt, getattr(node, field))
-        super().generic_visit(node)
+        for field, value in ast.iter_fields(node):
+            if field in unrun:
+                continue
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST):
+                    self.visit(child)
 
     def _maybe_drop(self, stmt: ast.stmt, body: list[ast.stmt]) -> None:
         droppable = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Raise, ast.Return, ast.If,
                      ast.For, ast.Delete)
         if not isinstance(stmt, droppable) or _is_docstring(stmt) or len(body) < 2:
             return
+        if isinstance(stmt, ast.If) and _type_checking(stmt.test) is False and not stmt.orelse:
+            return   # an `if TYPE_CHECKING:` with no else: nothing in it runs, so dropping it changes nothing
         if isinstance(stmt, ast.AnnAssign) and stmt.value is None:
             return
         last = self.lines[stmt.end_lineno - 1][stmt.end_col_offset:].strip()
@@ -182,11 +266,32 @@ class _Collector(ast.NodeVisitor):
         self._add("drop statement", stmt, "pass", is_statement=True)
 
 
+def _with_defaults(args: ast.arguments) -> list[tuple[ast.arg, ast.expr]]:
+    """The parameters that have a default, each with it."""
+    positional = [*args.posonlyargs, *args.args]
+    return [*zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True),
+            *((arg, d) for arg, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None)]
+
+
+def _first_line(statement: ast.stmt) -> str:
+    """A statement's first line, without decorators or comments ("def f(x):", "if a > b:", "y = x + 1")."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        statement = copy.copy(statement)
+        statement.decorator_list = []
+    return one_line(ast.unparse(statement).splitlines()[0])
+
+
 def mutants_of(file: str) -> list[Mutant]:
     source = (PACKAGE / file).read_text()
     collector = _Collector(file, source)
     collector.visit(ast.parse(source))
-    return list({(m.start, m.end, m.after): m for m in collector.found}.values())
+    unique = list({(m.start, m.end, m.after): m for m in collector.found}.values())
+    seen: Counter[str] = Counter()
+    for i, m in enumerate(unique):
+        seen[m.key] += 1
+        if seen[m.key] > 1:
+            unique[i] = dataclasses.replace(m, repeat=f" ({seen[m.key]})")
+    return unique
 
 
 def apply(m: Mutant, source: str) -> str:
@@ -267,13 +372,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per mutant (default: 3x the unmutated run, plus 20)")
     parser.add_argument("--list", action="store_true", help="count the mutants on offer, then stop")
-    parser.add_argument("--only", default=None, help="only mutants whose key contains this text")
+    parser.add_argument("--only", action="append", default=None,
+                        help="only mutants whose key contains this text (repeat it for several)")
     args = parser.parse_args(argv)
 
     sources = {f: (PACKAGE / f).read_text() for f in FILES}
     offered = [m for f in FILES for m in mutants_of(f)]
     if args.only:
-        offered = [m for m in offered if args.only in m.key]
+        offered = [m for m in offered if any(text in m.key for text in args.only)]
     if args.list:
         for (file, kind), count in sorted(Counter((m.file, m.kind) for m in offered).items()):
             print(f"{file:15} {kind:15} {count:5}")
@@ -281,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     drawn = draw(offered, args.n, args.seed, sources)
     equivalent = equivalent_keys()
+    every_key = {m.key for f in FILES for m in mutants_of(f)}
+    if stale := sorted(k for k in equivalent if k not in every_key):
+        # The code they named has changed: look at those mutants again and update their keys.
+        print(f"{len(stale)} keys in {EQUIVALENT.name} name no mutant on offer now:", *stale, sep="\n  ")
 
     with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
         # The tests as they are now, so that editing them during a long run changes nothing in it.

@@ -303,3 +303,14 @@ def test_relu_of_a_numpy_scalar_matches_np_maximum(x, dtype):
     got, expected = mg.ops.relu(x), np.maximum(x, 0)
     assert type(got) is type(expected)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_softplus_is_accurate_to_a_few_ulp_around_zero():
+    # Each branch is used where it is accurate: log(1 + exp(x)) for x <= 0, x + log(1 + exp(-x)) above.
+    # (The second one on (-1, 0) is off by up to 4 ulp.) The reference is computed in extended precision.
+    if np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps:
+        pytest.skip("no extended precision on this platform")
+    x = np.linspace(-1.0, 1.0, 20001)
+    got = mg.softplus(x).data
+    reference = np.log1p(np.exp(x.astype(np.longdouble)))
+    assert np.max(np.abs(got - reference) / np.spacing(got)) < 3

@@ -6,12 +6,15 @@ Derivatives against finite differences are in test_ops.py, one OpCase per op.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
 import microgradx as mg
 from microgradx import functional as F
 from microgradx import ops
+from microgradx.engine import TABLE
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(0.2, 0.9, size=(3, 4))          # inside every domain below
@@ -22,6 +25,34 @@ UNARY = ["sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arc
          "trunc"]
 BINARY = ["arctan2", "logaddexp", "logaddexp2", "hypot", "minimum", "fmax", "fmin", "mod", "fmod",
           "remainder"]
+
+
+def _numpy_defaults():
+    """(op, parameter, our default, numpy's) for each parameter an op shares, by name, with the numpy
+    function it stands for, where both have a default."""
+    found = []
+    for name in sorted({*TABLE.primitives, *TABLE.composites}):
+        op = getattr(TABLE, name)
+        if getattr(op, "numpy", None) is None:
+            continue
+        try:
+            theirs = inspect.signature(op.numpy).parameters
+        except ValueError:           # a ufunc: positional operands, no defaults to compare
+            continue
+        for p in inspect.signature(getattr(op, "__wrapped__", op)).parameters.values():
+            if p.default is not p.empty and p.name in theirs and theirs[p.name].default is not p.empty:
+                # numpy's keepdims=<no value> means "not given": the same as False
+                numpys = False if theirs[p.name].default is np._NoValue else theirs[p.name].default
+                found.append((name, p.name, p.default, numpys))
+    return found
+
+
+def test_each_op_named_after_numpy_has_numpy_s_defaults():
+    found = _numpy_defaults()
+    assert len(found) > 40          # the comparison really reaches the ops
+    wrong = [(name, param, ours, numpys) for name, param, ours, numpys in found
+             if ours != numpys or type(ours) is not type(numpys)]
+    assert not wrong, f"(op, parameter, our default, numpy's): {wrong}"
 
 
 @pytest.mark.parametrize("name", UNARY)
@@ -113,12 +144,32 @@ B = RNG.standard_normal((2, 3, 2))
 
 
 @pytest.mark.parametrize("name, args", [
-    ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("outer", (X, Y)), ("kron", (X, A)),
+    ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("inner", (X, RNG.standard_normal((5, 4)))),
+    ("inner", (X, 2.0)), ("dot", (2.0, X)), ("outer", (X, Y)), ("kron", (X, A)),
     ("tensordot", (A, B, ([0, 1], [0, 1]))), ("trace", (A, 1, 1, 2)), ("diagonal", (A, -1, 2, 0)),
     ("diag", (Y, 1)), ("diag", (X, -1)), ("tril", (A, -1)), ("triu", (X, 1)),
 ])
 def test_products_and_matrix_parts_are_numpys(name, args):
     np.testing.assert_allclose(getattr(F, name)(*args).data, getattr(np, name)(*args), rtol=1e-12)
+
+
+T = RNG.standard_normal((2, 3, 4))
+
+
+@pytest.mark.parametrize("b, axes", [
+    (RNG.standard_normal((3, 4, 5)), None), (RNG.standard_normal((3, 4, 5)), 2),
+    (RNG.standard_normal((4, 5)), 1), (RNG.standard_normal((2, 2)), 0), (RNG.standard_normal((3, 4)), 2),
+    (RNG.standard_normal((4, 2, 3)), ([-1, 0, 1], [0, 1, 2])),
+    (RNG.standard_normal((4, 5, 3)), ([2, 1], [0, -1])),
+    (RNG.standard_normal((5, 2)), (0, 1)),
+])
+def test_tensordot_is_numpys_for_every_kind_of_axes(b, axes):
+    # Operands of different ranks, contracted axes in and out of order: each letter of the einsum tensordot
+    # writes must land on the right axis.
+    got = F.tensordot(T, b) if axes is None else F.tensordot(T, b, axes)
+    expected = np.tensordot(T, b) if axes is None else np.tensordot(T, b, axes)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("spec, shapes", [("ij,jk->ik", [(2, 3), (3, 4)]), ("ii", [(3, 3)]),
@@ -185,6 +236,10 @@ C = RNG.standard_normal((3, 4, 2))
     ("column_stack", ((Y, Y),), {}), ("append", (X, Y), {}), ("append", (X, X), {"axis": 1}),
     ("take", (C, [0, 2, 2]), {"axis": 1}), ("take", (C, [5, -1]), {}),
     ("take_along_axis", (C, np.argsort(C, axis=1), 1), {}), ("sort", (C,), {}), ("sort", (C, None), {}),
+    # fewer repetitions than axes, 2-d columns, empty inputs (where a -1 in a shape would be ambiguous)
+    ("tile", (C, 2), {}), ("tile", (X, (2,)), {}), ("column_stack", ((X, Y[:3], X),), {}),
+    ("atleast_3d", (np.float64(2),), {}), ("atleast_3d", (np.zeros(0),), {}), ("atleast_3d", (X,), {}),
+    ("atleast_2d", (np.zeros(0),), {}), ("atleast_1d", (np.float64(2),), {}),
 ])
 def test_shape_functions_are_numpys(name, args, kwargs):
     got = getattr(F, name)(*args, **kwargs)
@@ -193,9 +248,12 @@ def test_shape_functions_are_numpys(name, args, kwargs):
 
 
 def test_split_and_array_split_are_numpys_and_split_refuses_unequal_parts():
-    ours, numpys = F.array_split(mg.Value(C), 2, axis=1), np.array_split(C, 2, axis=1)
-    for part, expected in zip(ours, numpys, strict=True):
-        np.testing.assert_array_equal(part.data, expected)
+    for sections, axis in ((2, 1), (5, 0), ([1, 3], 1)):      # 5 parts of 3 rows: the last two are empty
+        ours, numpys = F.array_split(mg.Value(C), sections, axis=axis), np.array_split(C, sections, axis=axis)
+        assert len(ours) == len(numpys)
+        for part, expected in zip(ours, numpys, strict=True):
+            assert part.shape == expected.shape
+            np.testing.assert_array_equal(part.data, expected)
     assert [p.shape for p in F.split(C, [1, 3], axis=1)] == [p.shape for p in np.split(C, [1, 3], axis=1)]
     with pytest.raises(mg.ShapeError, match="equal parts"):
         F.split(C, 2)
@@ -206,6 +264,11 @@ def test_sort_sends_each_gradient_back_to_where_its_element_came_from():
     (F.sort(x) * np.array([10.0, 20.0, 30.0])).sum().backward()
     np.testing.assert_array_equal(x.grad, [30.0, 10.0, 20.0])
     np.testing.assert_array_equal(F.argsort(x), [1, 2, 0])
+
+
+def test_diag_refuses_three_dimensions():
+    with pytest.raises(mg.ShapeError, match="1-d or 2-d"):
+        F.diag(C)
 
 
 def test_indices_must_be_integers():

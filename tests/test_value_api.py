@@ -368,7 +368,7 @@ def test_len_iteration_and_op():
     parts = list(x)
     assert [p.item() for p in parts] == [0.0, 1.0, 2.0] and parts[1].op == "getitem"
     assert x.op is None and (x * 2).op == "multiply"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="len\\(\\) of a 0-d Value"):
         len(mg.Value(1.0))
 
 
@@ -384,3 +384,62 @@ def test_a_rule_returning_a_shape_that_does_not_broadcast_back_is_named():
     x = mg.Value(np.ones(3))
     with pytest.raises(GradientError, match=r"'twice'.*rule for input #0 returned shape \(7,\)"):
         engine.record(bad, (x,)).sum().backward()
+
+
+# --------------------------------------------------------------------------------------------------
+# Methods that ndarray has too take ndarray's arguments, with its defaults
+# --------------------------------------------------------------------------------------------------
+
+M = np.random.default_rng(3).uniform(0.1, 0.9, size=(3, 4))     # no ties: argmax and argsort have one answer
+
+# Each Value method that np.ndarray also has, with the fewest arguments that call it: what it returns must
+# be what the array's method returns, so a default that differs from numpy's shows.
+NDARRAY_CALLS = {
+    "item": (M[:1, :1],), "round": (M * 10,), "clip": (M, 0.3, 0.6), "astype": (M, np.float32),
+    "sum": (M,), "mean": (M,), "var": (M,), "std": (M,), "prod": (M,), "cumsum": (M,), "cumprod": (M,),
+    "argmax": (M,), "argmin": (M,), "any": (M - 0.5,), "all": (M - 0.5,), "argsort": (M,), "max": (M,),
+    "min": (M,), "reshape": (M, 2, 6), "view": (M, 6, 2), "transpose": (M,), "flatten": (M,),
+    "squeeze": (M[:1],), "ravel": (M,), "swapaxes": (M, 0, 1), "repeat": (M, 2), "take": (M, [5, 0, 11]),
+    "diagonal": (M,), "trace": (M,), "dot": (M, M.T),
+}
+
+
+def test_every_method_ndarray_also_has_is_compared_with_it():
+    shared = {n for n, v in vars(mg.Value).items() if not n.startswith("_") and callable(v)
+              and hasattr(np.ndarray, n)}
+    assert shared == set(NDARRAY_CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(NDARRAY_CALLS))
+def test_a_method_with_its_defaults_is_ndarray_s(name):
+    data, *args = NDARRAY_CALLS[name]
+    got = getattr(mg.Value(data.copy()), name)(*args)
+    # Value.view is PyTorch's, reshape's alias (ndarray.view reinterprets the bytes).
+    expected = getattr(np.asarray(data), "reshape" if name == "view" else name)(*args)
+    got = got.data if isinstance(got, mg.Value) else got
+    assert np.shape(got) == np.shape(expected)
+    assert np.asarray(got).dtype == np.asarray(expected).dtype
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_a_method_s_defaults_are_those_of_its_table_entry():
+    compared = 0
+    for name, method in vars(mg.Value).items():
+        entry = getattr(engine.TABLE, name, None) if not name.startswith("_") else None
+        if not callable(entry) or not callable(method):     # (TABLE.numpy is the table's numpy index)
+            continue
+        theirs = inspect.signature(getattr(entry, "__wrapped__", entry)).parameters
+        for p in inspect.signature(method).parameters.values():
+            if p.default is not p.empty and p.name in theirs:
+                assert p.default == theirs[p.name].default, f"Value.{name}({p.name}=...)"
+                compared += 1
+    assert compared > 30
+
+
+def test_a_star_import_of_the_engine_gives_its_api_and_nothing_it_imported():
+    names: dict = {}
+    exec("from microgradx.engine import *", names)      # the statement under test
+    names.pop("__builtins__")
+    assert set(names) == {"Value", "Primitive", "TABLE", "no_grad", "enable_grad", "is_grad_enabled",
+                          "detect_anomaly", "as_value", "data_of", "backprop"}
+    assert all(getattr(obj, "__module__", engine.__name__) == engine.__name__ for obj in names.values())

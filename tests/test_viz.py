@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microgradx import Value
+from microgradx import Value, maximum
 from microgradx.errors import MicrogradxError
-from microgradx.viz import GraphvizNotFoundError, draw_graph, example_scalar_neuron, render_graph
+from microgradx.viz import GraphvizNotFoundError, draw_graph, example_scalar_neuron, op_label, render_graph
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
                                reason="Graphviz's `dot` is not installed (apt-get install graphviz)")
@@ -220,7 +220,7 @@ def test_a_value_used_twice_is_one_node_with_two_edges():
 
 def test_edges_into_an_op_whose_input_order_matters_are_numbered():
     a, b = Value(5.0, label="a"), Value(2.0, label="b")
-    y = (1.0 - a / b) + a * b
+    y = maximum((1.0 - a / b) + a * b, a)
     dot = parse(draw_graph(y))
     op = {attrs["label"]: k for k, attrs in dot.ops().items()}
     position = {(src, dst): e.get("headlabel") for src, dst, e in dot.edges}
@@ -228,7 +228,7 @@ def test_edges_into_an_op_whose_input_order_matters_are_numbered():
     (one,) = dot.consts()
     assert position[one, op["-"]] == "1"
     assert position[dot.outputs(op["/"])[0], op["-"]] == "2"
-    for symmetric in ("+", "*"):
+    for symmetric in ("+", "*", op_label("maximum")):
         assert all(position[src, op[symmetric]] is None for src in dot.inputs(op[symmetric]))
 
 
@@ -706,3 +706,8 @@ def test_a_100k_node_graph_is_drawn_with_a_limit_and_counts_what_it_leaves_out()
     # w feeds every multiply, so it is among the 500 drawn: all the hidden Values but x are op outputs
     hidden = 2 + 3 * steps - 500
     assert note_counts(dot) == (hidden, hidden - 1)
+
+
+def test_a_value_s_draw_method_is_draw_graph():
+    y = Value(2.0, label="x") * 3
+    assert y.draw(rankdir="TB").source == draw_graph(y, rankdir="TB").source
