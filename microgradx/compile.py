@@ -958,7 +958,7 @@ class _Tracer:
                                  "compiled function was called; compute it inside the function, or pass "
                                  "it in detached")
             g, op = grads[node], node._op
-            if node._changed > node._seq:
+            if engine._changed_since(node, node._seq):
                 engine._refuse_changed(node, node)
             x, y, params = node._x, node._y, node._params
             args = (x,) if y is _NO_INPUT else (x, y) + node._more
@@ -972,7 +972,7 @@ class _Tracer:
                 rule = op.vjps[i]
                 if rule is None or (relevant is not None and arg not in relevant):
                     continue
-                if arg._changed > node._seq:
+                if engine._changed_since(arg, node._seq):
                     engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
                 slot = self.inline(rule, f"{op.name}_d{i}", (g, ans, *args), params, gi, refs, param_refs)
@@ -1041,7 +1041,7 @@ class _Tracer:
                              "generator; a replay would reuse the same draws. Draw them outside and pass "
                              "them in as an argument")
         for leaf in self.leaves:
-            if leaf._changed > self.start:
+            if engine._changed_since(leaf, self.start):
                 raise TraceError(f"compile: the function changed the data of {leaf!r} in place (an "
                                  "optimizer step?), which a replay would not repeat; call the optimizer "
                                  "after the compiled function, outside it")

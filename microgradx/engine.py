@@ -247,6 +247,7 @@ class _NoInput:
 
 _NO_INPUT = _NoInput()
 _made = itertools.count()   # numbers every Value as it is made, and every in-place change of one
+_latest_change = -1         # the number of the latest in-place change of any Value (-1: none yet)
 _NO_PARAMS: dict = {}       # shared by every node made without parameters; never written to
 #: The tracer of mg.compile while it records a call (compile.py), else None: record() and backprop() hand
 #: their work to it. One global check per op when no trace runs.
@@ -369,32 +370,38 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
             raw.append(a)
     if to_convert and needs_grad is not None:
         return op._call_converted(args, params)
+    forward = op.forward
     if needs_grad is None:
         # No Value among the inputs: plain numpy, no graph. This is the path rules take in backward().
-        return op.forward(raw, **params) if op.variadic else op.forward(*raw, **params)
+        if op.variadic:
+            return forward(raw, **params)
+        return forward(*raw, **params) if params else forward(*raw)
+    raw = tuple(raw)      # the inputs' data as the op saw it: what an ordinary backward's rules get
     try:
-        out = op.forward(raw, **params) if op.variadic else op.forward(*raw, **params)
+        if op.variadic:
+            out = forward(list(raw), **params)
+        else:
+            out = forward(*raw, **params) if params else forward(*raw)
     except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
         raise _explain(op, raw, params, e) from e
-    site = None
-    if _Mode.anomaly:
-        site = _user_site()
-        check_forward(out, op, site)
     # The new node, its slots set here rather than in a helper: this runs once per op of every forward.
+    # _site and _changed are left unset until there is something to say (see Value.__init__).
     node = _new_value(Value)
     node._data = out
     node._grad = None
     node.label = None
-    node._site = site     # where user code made it, in anomaly mode
     node._seq = next(_made)
-    node._changed = -1
+    if _Mode.anomaly:
+        node._site = _user_site()
+        check_forward(out, op, node._site)
     if needs_grad and _Mode.grad_enabled:
         node.requires_grad = True
         node._op = op
+        n = len(args)
         node._x = args[0]
-        node._y = args[1] if len(args) > 1 else _NO_INPUT
-        node._more = args[2:]
-        node._raw = tuple(raw)   # the inputs' data as the op saw it: what an ordinary backward's rules get
+        node._y = args[1] if n > 1 else _NO_INPUT
+        node._more = args[2:] if n > 2 else ()
+        node._raw = raw
         node._params = params
     else:                 # nothing to differentiate: a constant, a leaf
         node.requires_grad = False
@@ -413,6 +420,17 @@ class _ForEveryInput:
 
     def __getitem__(self, argnum: int) -> Rule:
         return functools.partial(self.rule, argnum)
+
+
+def _stamp_changed(v: Value) -> None:
+    """Number an in-place change of ``v``'s data, for the version checks in :func:`backprop`."""
+    global _latest_change
+    v._changed = _latest_change = next(_made)
+
+
+def _changed_since(v: Value, seq: int) -> bool:
+    """Whether ``v``'s data was changed in place after the Value numbered ``seq`` was made."""
+    return getattr(v, "_changed", -1) > seq
 
 
 def _primitive_named(name: str) -> Primitive:
@@ -562,18 +580,18 @@ class Value:
         self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
         self._raw: tuple = ()                # the inputs' data, as the op saw it
         self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
-        self._site: str | None = None        # where user code made it (anomaly mode only)
         self._seq = next(_made)              # when it was made: inputs are always older than results
-        self._changed = -1                   # when its data was last changed in place (-1: never)
+        # Two slots stay unset until there is something to say: _site, where user code made the node
+        # (anomaly mode only), and _changed, when its data was last changed in place.
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         # A copy (copy.copy, copy.deepcopy, pickle) is a new node, so it takes a new number (see
         # backprop). deepcopy and pickle restore a node's inputs before the node itself, so copied
         # inputs stay older than the copies that use them.
         for name, value in state[1].items():
-            setattr(self, name, value)
+            if name != "_changed":      # a new node: nothing has changed it yet
+                setattr(self, name, value)
         self._seq = next(_made)
-        self._changed = -1
 
     @property
     def _args(self) -> tuple:
@@ -598,7 +616,7 @@ class Value:
     def data(self, new: Any) -> None:
         arr = new if isinstance(new, np.ndarray | np.generic) and new.dtype.kind == "f" else to_array(new)
         self._data = arr[()] if arr.ndim == 0 else arr
-        self._changed = next(_made)
+        _stamp_changed(self)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -778,7 +796,7 @@ class Value:
                                  f"{result.shape}, and an in-place update cannot change the shape")
             if isinstance(self._data, np.ndarray) and self._data.flags.writeable:
                 self._data[...] = result            # the same array, its dtype kept
-                self._changed = next(_made)
+                _stamp_changed(self)
             else:
                 self.data = result.astype(self.dtype)   # a numpy scalar or read-only array: replaced
             return self
@@ -1272,16 +1290,21 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     grads: dict[Value, Any] = {root: seed}
     newest_first = [(-root._seq, root)] if root._op is not None else []
     anomaly = _Mode.anomaly
+    # Data changed in place after an op used it makes its derivative wrong. Nodes made after the latest
+    # change anywhere cannot be affected, so only older ones are checked (in training, none are: the
+    # optimizer's step comes before the forward pass).
+    latest_change = _latest_change
     push, pop = heapq.heappush, heapq.heappop
     previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
     try:
         while newest_first:
             node = pop(newest_first)[1]
             g, op = grads[node], node._op
-            if node._changed > node._seq:
+            check_changes = node._seq < latest_change
+            if check_changes and _changed_since(node, node._seq):
                 _refuse_changed(node, node)
-            x, y, params = node._x, node._y, node._params
-            args = (x,) if y is _NO_INPUT else (x, y) + node._more
+            x, y, params, more = node._x, node._y, node._params, node._more
+            args = (x,) if y is _NO_INPUT else (x, y) + more if more else (x, y)
             if create_graph:
                 ans, inputs = node, args
             else:
@@ -1292,10 +1315,10 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 rule = op.vjps[i]
                 if rule is None or (relevant is not None and arg not in relevant):
                     continue      # an input with no derivative (a mask), or one leading to no target
-                if arg._changed > node._seq:
+                if check_changes and _changed_since(arg, node._seq):
                     _refuse_changed(node, arg)
                 try:
-                    gi = rule(g, ans, *inputs, **params)
+                    gi = rule(g, ans, *inputs, **params) if params else rule(g, ans, *inputs)
                 except AnomalyError as e:    # under create_graph the rule's own ops check themselves
                     raise AnomalyError(f"backward of {_describe(node)}, input #{i}: {e}") from None
                 if gi.shape != arg._data.shape:
@@ -1373,7 +1396,8 @@ def _refuse_changed(node: Value, changed: Value) -> None:
 
 
 def _describe(node: Value) -> str:
-    site = f", made at {node._site}" if node._site else ""
+    site = getattr(node, "_site", None)
+    site = f", made at {site}" if site else ""
     return f"'{node._op.name if node._op else 'leaf'}' (output shape {node.shape}{site})"
 
 
