@@ -376,12 +376,12 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         if op.variadic:
             return forward(raw, **params)
         return forward(*raw, **params) if params else forward(*raw)
-    raw = tuple(raw)      # the inputs' data as the op saw it: what an ordinary backward's rules get
+    seen = tuple(raw)      # the inputs' data as the op saw it: what an ordinary backward's rules get
     try:
         if op.variadic:
-            out = forward(list(raw), **params)
+            out = forward(raw, **params)
         else:
-            out = forward(*raw, **params) if params else forward(*raw)
+            out = forward(*seen, **params) if params else forward(*seen)
     except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
         raise _explain(op, raw, params, e) from e
     # The new node, its slots set here rather than in a helper: this runs once per op of every forward.
@@ -401,7 +401,7 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         node._x = args[0]
         node._y = args[1] if n > 1 else _NO_INPUT
         node._more = args[2:] if n > 2 else ()
-        node._raw = raw
+        node._raw = seen
         node._params = params
     else:                 # nothing to differentiate: a constant, a leaf
         node.requires_grad = False
@@ -541,6 +541,8 @@ class Value:
     # garbage collector to track (benchmarks/README.md, "Where the time goes").
     __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_raw", "_params",
                  "_site", "_seq", "_changed", "__weakref__")
+    _site: str        # where user code made the node: set in anomaly mode only
+    _changed: int     # when its data was last changed in place: set by the first such change
 
     # Numpy hands ``array * value``, ``np.exp(value)``, ``np.mean(value)`` to the methods below, so they
     # record (or raise our error) instead of numpy looping over the Value as an opaque object.
