@@ -108,15 +108,17 @@ def test_the_wheel_in_a_fresh_venv_trains_on_the_bundled_sample_and_predicts(dis
     assert install.returncode == 0, install.stdout + install.stderr
     run_dir = tmp_path / "elsewhere"          # not the checkout: its microgradx/ must not be imported
     run_dir.mkdir()
+    # Nor a checkout named by PYTHONPATH (a developer's worktree): the wheel alone must be imported.
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run([str(python), "-c", "import microgradx; print(microgradx.__file__)"],
-                           cwd=run_dir, capture_output=True, text=True, check=True).stdout
+                           cwd=run_dir, env=clean, capture_output=True, text=True, check=True).stdout
     assert Path(where).resolve().is_relative_to(Path(site).resolve()), where
     cli = env_dir / ("Scripts/microgradx.exe" if os.name == "nt" else "bin/microgradx")
     done = subprocess.run([str(cli), "train", "--epochs", "2", "--quiet", "--out", "run"], cwd=run_dir,
-                          capture_output=True, text=True, check=False, timeout=120)
+                          env=clean, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "data: bundled sample" in done.stdout and "valid accuracy" in done.stdout
     assert (run_dir / "run" / "metrics.json").is_file()
     done = subprocess.run([str(cli), "predict", "--weights", "run/checkpoint.safetensors", "--examples"],
-                          cwd=run_dir, capture_output=True, text=True, check=False, timeout=120)
+                          cwd=run_dir, env=clean, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0 and "examples right:" in done.stdout, done.stderr
