@@ -196,12 +196,12 @@ class _Program:
         for j, (func, hint, args, kwargs, out) in enumerate(self.steps[mark:]):
             if any(r not in names and r not in self.constants for r in _flat_of((args, kwargs))):
                 return None     # a slot from outside the call: not the same lines for other operands
-            steps.append((func, hint, _relative(args, names), _relative(kwargs, names), out is not None))
+            steps.append((func, hint, _renamed(args, names), _renamed(kwargs, names), out is not None))
             if out is not None:
                 names[out] = ("new", j)
         if result not in names and result not in self.constants:
             return None
-        return tuple(steps), _relative(result, names), self.notes.get(mark)
+        return tuple(steps), _renamed(result, names), self.notes.get(mark)
 
     def replayed(self, template: Any, refs: tuple, krefs: dict) -> Any:
         """Write a template's steps for a call with operands ``refs`` and ``krefs``; its result's slot."""
@@ -397,8 +397,9 @@ def _text(r: Any, names: dict[int, str]) -> str:
     return names.get(r, f"t{r}")
 
 
-def _renamed(r: Any, renamed: dict[int, int]) -> Any:
-    """Operands ``r`` with the slots in ``renamed`` replaced."""
+def _renamed(r: Any, renamed: dict[int, Any]) -> Any:
+    """Operands ``r`` with the slots in ``renamed`` replaced (by other slots, or by the names of
+    _Program.template)."""
     if not renamed:
         return r
     if isinstance(r, _Nested):
@@ -410,20 +411,6 @@ def _renamed(r: Any, renamed: dict[int, int]) -> Any:
     if isinstance(r, dict):
         return {k: _renamed(v, renamed) for k, v in r.items()}
     return renamed.get(r, r) if type(r) is int else r
-
-
-def _relative(r: Any, names: dict[int, Any]) -> Any:
-    """Operands with the slots in ``names`` named relative to a call (see _Program.template)."""
-    if isinstance(r, _Nested):
-        return _Nested(r.kind, {k: _relative(v, names) for k, v in r.items.items()} if r.kind is dict
-                       else [_relative(v, names) for v in r.items])
-    if isinstance(r, tuple):
-        return tuple(_relative(i, names) for i in r)
-    if isinstance(r, dict):
-        return {k: _relative(v, names) for k, v in r.items()}
-    if type(r) is int and r in names:
-        return names[r]
-    return r
 
 
 def _with_keywords(func: Any, keys: tuple[str, ...], n: int) -> Any:
@@ -504,7 +491,6 @@ class _Trace:
                 return None
             leaves.append(v)
         return leaves
-
 
 
 def _store_leaf(leaf: Value, g: Any) -> None:
