@@ -32,7 +32,7 @@ from .errors import ArgumentError, DataError, ShapeError, TrainingDivergedError
 from .functional import softmax
 from .nn import Module
 from .ops import sigmoid
-from .optim import SGD, Optimizer
+from .optim import SGD, Optimizer, _is_number
 
 __all__ = [
     "Learner", "Callback", "Recorder", "ProgressCallback", "EarlyStoppingCallback", "SaveEachEpochCallback",
@@ -295,7 +295,7 @@ class LRScheduleCallback(Callback):
         learn = self.learn
         pct = (learn.epoch + learn.iter / learn.n_iter) / self.total
         factor = self.schedule(pct)
-        if not (_is_finite_number(factor) and factor > 0):
+        if not (_is_number(factor) and math.isfinite(factor) and factor > 0):
             raise ArgumentError(f"LRScheduleCallback: {_name_of(self.schedule)}({pct:.4g}) gave {factor!r}; "
                                 "a schedule must give a positive factor of the rate")
         learn.opt.lr = learn.lr * float(factor)
@@ -587,14 +587,8 @@ def _steepest(lrs: list[float], losses: list[float]) -> float | None:
     return lrs[skip + int(np.nanargmin(slopes))] if np.isfinite(slopes).any() else None
 
 
-def _is_finite_number(x: Any) -> bool:
-    return isinstance(x, int | float | np.floating | np.integer) and not isinstance(x, bool) \
-        and math.isfinite(x)
-
-
 def _check_lr(lr: Any) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, int | float | np.floating | np.integer) \
-            or not (math.isfinite(lr) and lr > 0):
+    if not (_is_number(lr) and math.isfinite(lr) and lr > 0):
         raise ArgumentError(f"lr must be a positive number, got {lr!r}")
 
 
