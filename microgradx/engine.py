@@ -1306,7 +1306,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
             if check_changes and _changed_since(node, node._seq):
                 _refuse_changed(node, node)
             x, y, params, more = node._x, node._y, node._params, node._more
-            args = (x,) if y is _NO_INPUT else (x, y) + more if more else (x, y)
+            args = (x,) if y is _NO_INPUT else ((x, y) + more if more else (x, y))
             if create_graph:
                 ans, inputs = node, args
             else:
