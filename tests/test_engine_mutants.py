@@ -884,3 +884,73 @@ def test_windows2d_refuses_an_input_smaller_than_its_kernel_even_padded():
 def test_a_value_of_an_ndarray_subclass_holds_a_plain_array():
     v = mg.Value(np.matrix([[1.0, 2.0], [3.0, 4.0]]))
     assert type(v.data) is np.ndarray and v.sum(axis=0).shape == (2,)
+
+
+@pytest.mark.parametrize("axes", [(0, 0), (1, -1), (0, -2)], ids=str)
+def test_rot90_refuses_the_same_axis_twice_however_it_is_written(axes):
+    # numpy refuses these too: a quarter turn needs a plane, two different axes.
+    with pytest.raises(mg.AxisError, match="two different axes"):
+        F.rot90(mg.Value(np.ones((2, 3))), 1, axes)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -2, -3])
+def test_the_rules_expand_dims_helper_is_numpys_for_every_axis(axis):
+    # The rules call it with -1 and -2; it is importable from ops, so every axis must mean numpy's.
+    x = RNG.normal(size=(2, 3))
+    got = ops.expand_dims(mg.Value(x), axis)
+    np.testing.assert_array_equal(got.data, np.expand_dims(x, axis))
+    assert ops.expand_dims(np.float64(2.0), 0).shape == (1,)
+
+
+def test_concatenate_s_gradient_with_the_default_axis_goes_along_the_first():
+    a, b = mg.Value(np.ones((2, 3))), mg.Value(np.ones((1, 3)))
+    w = np.arange(9.0).reshape(3, 3)
+    (mg.concatenate([a, b]) * w).sum().backward()    # no axis given: the rule's own default is used
+    np.testing.assert_array_equal(a.grad, w[:2])
+    np.testing.assert_array_equal(b.grad, w[2:])
+
+
+@pytest.mark.parametrize("axes", [-1, -2, 3])
+def test_tensordot_refuses_a_count_of_axes_outside_zero_to_the_smaller_rank(axes):
+    a, b = mg.Value(np.ones((2, 3))), mg.Value(np.ones((3, 2)))
+    with pytest.raises(mg.AxisError, match=f"axes={axes} for operands of 2 and 2 dimensions"):
+        F.tensordot(a, b, axes)
+    assert F.tensordot(a, b, 0).shape == (2, 3, 3, 2) and F.tensordot(a, a, 2).shape == ()
+
+
+def test_erf_of_plain_numbers_and_lists():
+    # With no Value among the inputs the forward runs on them as given: a Python float, a list.
+    assert ops.erf(0.5) == pytest.approx(math.erf(0.5), rel=1e-14)
+    np.testing.assert_allclose(ops.erf([0.5, 3.0]), [math.erf(0.5), math.erf(3.0)], rtol=1e-14)
+
+
+def test_a_shallow_copy_of_a_node_is_a_node_of_its_own_in_backward():
+    # The copy shares the original's inputs; both feed one result, so the reverse pass holds both at once
+    # and must order them (each copy takes a number of its own).
+    import copy
+    x = mg.Value(np.ones(3))
+    y = x * 2
+    z = copy.copy(y)
+    (y + z * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [8.0, 8.0, 8.0])
+
+
+def test_only_max_and_min_with_one_number_for_an_axis_get_the_elementwise_hint():
+    x = mg.Value(np.ones((2, 3)))
+    with pytest.raises(mg.AxisError, match=r"use mg\.maximum\(x, 0\) or x\.relu\(\)"):
+        x.max(0.0)
+    with pytest.raises(mg.AxisError, match=r"use mg\.minimum\(x, 0\) \(the argument of min"):
+        x.min(0.0)
+    # Another reduction, or a tuple (which names axes, not a number), gets the plain message.
+    for bad in (lambda: x.sum(axis=0.5), lambda: x.mean(axis=0.0), lambda: x.max(axis=(0.5, 1))):
+        with pytest.raises(mg.AxisError, match=r"is not an axis \(an int or a tuple of ints\)$"):
+            bad()
+
+
+def test_an_empty_part_of_array_split_is_drawn_as_the_empty_slice_at_the_start():
+    # 5 parts of 3 rows: the last two are empty, and the drawing shows the index each part was taken with.
+    from microgradx.viz import draw_graph
+    parts = F.array_split(mg.Value(np.arange(6.0).reshape(3, 2)), 5)
+    assert [p.shape for p in parts] == [(1, 2), (1, 2), (1, 2), (0, 2), (0, 2)]
+    assert "getitem\\n[1:2]" in draw_graph(parts[1]).source
+    assert "getitem\\n[0:0]" in draw_graph(parts[4]).source
