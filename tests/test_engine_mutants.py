@@ -1056,3 +1056,19 @@ def test_cumprod_s_gradient_is_finite_where_only_a_later_element_overflowed():
         y = x.cumprod(axis=0)                    # [1e200, inf]
         y[0].backward()                          # d y0 / dx = [1, 0]
     np.testing.assert_array_equal(x.grad, [1.0, 0.0])
+
+
+def test_numpy_s_functions_with_dtype_or_out_left_at_none_still_record():
+    # dtype=None and out=None are numpy's defaults written out: they ask for nothing our op lacks.
+    v = mg.Value(np.arange(6.0).reshape(2, 3))
+    for out in (np.sum(v, dtype=None), np.mean(v, axis=0, out=None), np.cumsum(v, axis=1, dtype=None)):
+        assert isinstance(out, mg.Value) and out.requires_grad
+    np.testing.assert_array_equal(np.cumsum(v, axis=1, dtype=None).data, np.cumsum(v.data, axis=1))
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 0, 1])
+def test_sort_along_any_axis_is_numpys_and_a_bad_axis_is_our_error(axis):
+    x = RNG.normal(size=(3, 4))
+    np.testing.assert_array_equal(F.sort(mg.Value(x), axis).data, np.sort(x, axis))
+    with pytest.raises(mg.AxisError, match="sort: input of shape"):
+        F.sort(mg.Value(x), 2)
