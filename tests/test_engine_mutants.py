@@ -1072,3 +1072,8 @@ def test_sort_along_any_axis_is_numpys_and_a_bad_axis_is_our_error(axis):
     np.testing.assert_array_equal(F.sort(mg.Value(x), axis).data, np.sort(x, axis))
     with pytest.raises(mg.AxisError, match="sort: input of shape"):
         F.sort(mg.Value(x), 2)
+
+
+def test_a_built_in_op_registered_without_a_symbol_has_none():
+    assert ops.exp.symbol is None and ops.tanh.symbol is None and ops.add.symbol == "+"
+    assert (ops.exp.symmetric, ops.exp.variadic, ops.exp.operators) == (False, False, ())
