@@ -80,11 +80,11 @@ class _Compiled:
         functools.update_wrapper(self, fn)   # type: ignore[arg-type]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if engine._Mode.anomaly or engine._tracer is not None:
+        if engine._mode.anomaly or engine._tracer is not None:
             return self.fn(*args, **kwargs)    # anomaly checks and a trace inside a trace: run eagerly
         key = (tuple(map(_signature, args)),
                tuple((k, _signature(v)) for k, v in sorted(kwargs.items())) if kwargs else (),
-               engine._Mode.grad_enabled)
+               engine._mode.grad_enabled)
         trace = self.traces.get(key)
         if trace is not None:
             leaves = trace.live_leaves()
