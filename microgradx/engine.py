@@ -154,10 +154,15 @@ def detect_anomaly() -> Iterator[None]:
 def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
     """Turn user data into a float array: float dtypes are kept, everything else becomes float64.
 
-    Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists).
+    Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists) and for
+    masked arrays. An np.matrix becomes a plain array: the ops and their rules are written for ndarray's
+    semantics, and a matrix's ``*`` is a matrix product. Other float subclasses are kept.
     """
-    if isinstance(x, np.ndarray | np.generic) and x.dtype.kind == "f":
+    if isinstance(x, _ARRAYS) and x.dtype.kind == "f" and not isinstance(x, _REDEFINED):
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(f"{where}: a masked array would be used with its masked entries as numbers; "
+                         "fill them first (a.filled(0.0)) or pass a.compressed()")
     try:
         arr = np.asarray(x)
     except ValueError as e:  # ragged nested lists
@@ -335,7 +340,7 @@ class Primitive:
         inputs = list(args)
         for i, a in enumerate(args):
             if self.vjps[i] is not None and not isinstance(a, Value | float | int) and not (
-                    isinstance(a, _ARRAYS) and a.dtype.kind == "f"):
+                    isinstance(a, _ARRAYS) and a.dtype.kind == "f" and not isinstance(a, _REDEFINED)):
                 c = to_array(a, self.name)
                 if c.dtype != (values_dtype := _values_dtype(args)):
                     c = c.astype(values_dtype)
@@ -368,7 +373,8 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         if isinstance(a, Value):
             raw.append(a._data)
             needs_grad = needs_grad or a.requires_grad
-        elif isinstance(a, _NUMBERS) or (isinstance(a, _ARRAYS) and a.dtype.kind == "f") or converted:
+        elif isinstance(a, _NUMBERS) or converted or (
+                isinstance(a, _ARRAYS) and a.dtype.kind == "f" and not isinstance(a, _REDEFINED)):
             raw.append(a)
         elif isinstance(a, list | tuple) and _holds_values(a):
             return op._call_converted(args, params)    # Values inside a list: stacked
@@ -446,6 +452,8 @@ def _primitive_named(name: str) -> Primitive:
 # (Tuples, not unions: isinstance reads them faster, and this runs for every input of every op.)
 _NUMBERS = (float, int)
 _ARRAYS = (np.ndarray, np.generic)
+# Array subclasses whose numpy semantics differ from ndarray's, so never used as they are (to_array).
+_REDEFINED = (np.matrix, np.ma.MaskedArray)
 
 
 def _values_dtype(args: Sequence[Any]) -> np.dtype:
@@ -1251,7 +1259,9 @@ def _store(grads: dict[Value, Any], seed: Any, create_graph: bool) -> None:
     taken: set[int] | None = None
     for node, g in leaves:
         if create_graph or isinstance(node._grad, Value):    # a Value from an earlier create_graph
-            node._grad = g if node._grad is None else node._grad + g
+            # A Value, as .grad promises after create_graph, even when the gradient does not depend
+            # on the inputs (x + 1): then a constant one.
+            node._grad = as_value(g if node._grad is None else node._grad + g)
         elif node._grad is not None:
             node._grad = (node._grad + g).astype(node._data.dtype, copy=False)
         else:
