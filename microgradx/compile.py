@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import engine
-from .engine import _NO_INPUT, Value
+from .engine import _NO_INPUT, Value, _new_value
 from .errors import MicrogradxError
 
 __all__ = ["compile", "TraceError"]
@@ -512,7 +512,12 @@ def _adopt_leaf(leaf: Value, g: Any) -> None:
 
 
 def _constant(a: Any) -> Value:
-    return Value(a, requires_grad=False)
+    """What ``fn`` returned, as ``Value(a, requires_grad=False)`` makes it. Made by ``object.__new__`` and
+    ``Value.__init__`` without the class call: ``Value.__new__`` is there to stack a list of Values, and
+    a replay's result is an array or a number, made once per call."""
+    v = _new_value(Value)
+    v.__init__(a, False)
+    return v
 
 
 def _trace(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[_Trace, Any]:

@@ -149,7 +149,7 @@ def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
 
     Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists).
     """
-    if isinstance(x, np.ndarray | np.generic) and x.dtype.kind == "f":
+    if isinstance(x, _ARRAYS) and x.dtype.kind == "f":
         return x
     try:
         arr = np.asarray(x)
@@ -441,6 +441,7 @@ def _primitive_named(name: str) -> Primitive:
 # (Tuples, not unions: isinstance reads them faster, and this runs for every input of every op.)
 _NUMBERS = (float, int)
 _ARRAYS = (np.ndarray, np.generic)
+_SEQUENCES = (list, tuple)
 
 
 def _values_dtype(args: Sequence[Any]) -> np.dtype:
@@ -550,7 +551,7 @@ class Value:
 
     def __new__(cls, data: Any = None, requires_grad: bool = True, label: str | None = None,
                 dtype: Any = None) -> Value:
-        if isinstance(data, list | tuple) and _holds_values(data):
+        if isinstance(data, _SEQUENCES) and _holds_values(data):
             # Stacked, so the graph of the Values inside is kept (a new leaf would cut it off).
             node = _stacked(data)
             if dtype is not None:
@@ -564,15 +565,15 @@ class Value:
 
     def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
                  dtype: Any = None) -> None:
-        if hasattr(self, "_seq"):
+        if isinstance(data, _SEQUENCES) and hasattr(self, "_seq"):
             return      # a list of Values: __new__ returned their stack, a node already made
         if isinstance(data, Value):
             data = data._data
         arr = to_array(data)
         if dtype is not None:
             arr = arr.astype(_float_dtype(dtype), copy=False)
-        # A 0-d array becomes a numpy scalar, as numpy's own reductions return.
-        self._data = arr[()] if arr.ndim == 0 else arr
+        # A 0-d array becomes a numpy scalar, as numpy's own reductions return (a scalar already is one).
+        self._data = arr[()] if arr.ndim == 0 and isinstance(arr, np.ndarray) else arr
         self._grad: Any = None
         self.requires_grad = bool(requires_grad)
         self.label = label
