@@ -480,17 +480,22 @@ class _Trace:
         else:
             self.run = program.runner()
         self.leaves = [weakref.ref(v) for v in leaves]
-        self.guards = [(v.shape, v.dtype) for v in leaves]
+        self.guards = list(map(_shape_and_dtype, leaves))
 
     def live_leaves(self) -> list[Value] | None:
-        """The outside Values, if all still exist with the traced shapes and dtypes; else None."""
-        leaves = []
-        for ref, (shape, dtype) in zip(self.leaves, self.guards, strict=True):
-            v = ref()
-            if v is None or v._data.shape != shape or v._data.dtype != dtype:
-                return None
-            leaves.append(v)
-        return leaves
+        """The outside Values, if all still exist with the traced shapes and dtypes; else None.
+
+        One comparison of lists of (shape, dtype) pairs, read in C by an attrgetter: it runs at every
+        call, and a tuple compares its dtypes by identity first."""
+        leaves = [ref() for ref in self.leaves]
+        try:
+            same = list(map(_shape_and_dtype, leaves)) == self.guards
+        except AttributeError:      # a leaf no longer exists: its reference gave None
+            return None
+        return leaves if same else None
+
+
+_shape_and_dtype = operator.attrgetter("_data.shape", "_data.dtype")
 
 
 def _store_leaf(leaf: Value, g: Any) -> None:

@@ -61,12 +61,13 @@ class Optimizer:
         """
         self.steps += 1
         for i, p in enumerate(self.params):
-            if p._grad is None:
-                continue
             # The update works on the parameter's own array (``p._data``), not through the ``data`` and
             # ``grad`` properties: it is the same in-place change, stamped as one (see below).
-            data = p._data
-            g = np.asarray(data_of(p._grad), dtype=data.dtype)
+            data, g = p._data, p._grad
+            if g is None:
+                continue
+            if type(g) is not np.ndarray or g.dtype != data.dtype:     # a Value, a number, another dtype
+                g = np.asarray(data_of(g), dtype=data.dtype)
             if isinstance(data, np.ndarray):
                 self._update(i, data, g)
                 _stamp_changed(p)   # an in-place change: graphs recorded from the old data refuse backward()
