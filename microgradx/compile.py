@@ -276,7 +276,8 @@ class _Program:
 
     def adopt_fresh_gradients(self) -> None:
         """Let a leaf take its gradient without a copy when it is an array nothing else can see: made by
-        a ufunc (a new array every run; np.matmul is one) or by adding two, for this leaf alone.
+        a ufunc (a new array every run; np.matmul is one), by adding two, or by a sum (``add.reduce``,
+        as unbroadcast writes it), for this leaf alone.
         backward() adopts such arrays too; the others are copied, so that editing one ``.grad`` cannot
         change another's."""
         made_by = {out: (func, kwargs) for func, _, _, kwargs, out in self.steps if out is not None}
@@ -286,7 +287,8 @@ class _Program:
             if func is not _store_leaf or seen[args[1]] != 1 or args[1] not in made_by:
                 continue
             maker, maker_kwargs = made_by[args[1]]
-            if (isinstance(maker, np.ufunc) or maker in _INFIX) and "out" not in maker_kwargs:
+            fresh = isinstance(maker, np.ufunc) or maker in _INFIX or maker is _add_reduce
+            if fresh and "out" not in maker_kwargs:
                 self.steps[k] = (_adopt_leaf, "_adopt_leaf", args, kwargs, out)
 
     # ---- as Python source ---------------------------------------------------------------------
