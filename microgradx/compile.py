@@ -489,7 +489,7 @@ class _Trace:
 
         One comparison of lists of (shape, dtype) pairs, read in C by an attrgetter: it runs at every
         call, and a tuple compares its dtypes by identity first."""
-        leaves = [ref() for ref in self.leaves]
+        leaves: list[Any] = [ref() for ref in self.leaves]     # None for a leaf gone: caught below
         try:
             same = list(map(_shape_and_dtype, leaves)) == self.guards
         except AttributeError:      # a leaf no longer exists: its reference gave None
@@ -523,7 +523,7 @@ def _constant(a: Any) -> Value:
     ``Value.__init__`` without the class call: ``Value.__new__`` is there to stack a list of Values, and
     a replay's result is an array or a number, made once per call."""
     v = _new_value(Value)
-    v.__init__(a, False)
+    Value.__init__(v, a, False)
     return v
 
 

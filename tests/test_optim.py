@@ -97,7 +97,8 @@ def test_a_zero_dimensional_parameter_is_updated_too():
     assert x.item() == 1.0 and x.dtype == np.float32
 
 
-@pytest.mark.parametrize("factory", [lambda p: SGD(p, lr=0.1), lambda p: Adam(p, lr=0.1)], ids=["sgd", "adam"])
+@pytest.mark.parametrize("factory", [lambda p: SGD(p, lr=0.1), lambda p: Adam(p, lr=0.1)],
+                         ids=["sgd", "adam"])
 @pytest.mark.parametrize("shape", [(3,), ()], ids=["array", "0-d"])
 def test_a_step_is_an_in_place_change_that_older_graphs_refuse(factory, shape):
     # The step edits the parameter's own array; a graph recorded from the data before it must not
