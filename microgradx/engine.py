@@ -454,6 +454,7 @@ _NUMBERS = (float, int)
 _ARRAYS = (np.ndarray, np.generic)
 # Array subclasses whose numpy semantics differ from ndarray's, so never used as they are (to_array).
 _REDEFINED = (np.matrix, np.ma.MaskedArray)
+_SEQUENCES = (list, tuple)
 
 
 def _values_dtype(args: Sequence[Any]) -> np.dtype:
@@ -563,7 +564,7 @@ class Value:
 
     def __new__(cls, data: Any = None, requires_grad: bool = True, label: str | None = None,
                 dtype: Any = None) -> Value:
-        if isinstance(data, list | tuple) and _holds_values(data):
+        if isinstance(data, _SEQUENCES) and _holds_values(data):
             # Stacked, so the graph of the Values inside is kept (a new leaf would cut it off).
             node = _stacked(data)
             if dtype is not None:
@@ -577,15 +578,15 @@ class Value:
 
     def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
                  dtype: Any = None) -> None:
-        if hasattr(self, "_seq"):
+        if isinstance(data, _SEQUENCES) and hasattr(self, "_seq"):
             return      # a list of Values: __new__ returned their stack, a node already made
         if isinstance(data, Value):
             data = data._data
         arr = to_array(data)
         if dtype is not None:
             arr = arr.astype(_float_dtype(dtype), copy=False)
-        # A 0-d array becomes a numpy scalar, as numpy's own reductions return.
-        self._data = arr[()] if arr.ndim == 0 else arr
+        # A 0-d array becomes a numpy scalar, as numpy's own reductions return (a scalar already is one).
+        self._data = arr[()] if arr.ndim == 0 and isinstance(arr, np.ndarray) else arr
         self._grad: Any = None
         self.requires_grad = bool(requires_grad)
         self.label = label
