@@ -312,12 +312,14 @@ class MicrogradxTrainer:
 
 class CompiledTrainer(MicrogradxTrainer):
     """MicrogradxTrainer's step, forward and backward, traced once per batch shape by mg.compile and
-    replayed; the SGD update stays outside, reading the gradients the replay leaves on the weights."""
+    replayed; the update stays outside, as in a user's loop (and the Learner's): optim.SGD's step reads
+    the gradients the replay leaves on the weights."""
 
     name = "microgradx compiled"
 
     def __init__(self, model: str, params: list[np.ndarray]) -> None:
         super().__init__(model, params)
+        self.opt: Any = None
 
         def forward_backward(xb: np.ndarray, yb: np.ndarray) -> Any:
             loss = self._loss(xb, yb)
@@ -333,10 +335,11 @@ class CompiledTrainer(MicrogradxTrainer):
         return float(loss.data), grads
 
     def step(self, xb: np.ndarray, yb: np.ndarray, lr: float) -> None:
+        if self.opt is None or self.opt.lr != lr:
+            self.opt = mg.optim.SGD(self.params, lr=lr)
+        self.opt.zero_grad()
         self.compiled(xb, yb)
-        for p in self.params:
-            p.data -= lr * p.grad
-            p.zero_grad()
+        self.opt.step()
 
 
 class NnTrainer:

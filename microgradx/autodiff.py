@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .engine import Value, _Mode, as_value, backprop, data_of, enable_grad
+from .engine import Value, _mode, as_value, backprop, data_of, enable_grad
 from .errors import GradientError
 
 __all__ = ["grad", "value_and_grad"]
@@ -38,7 +38,7 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
         positions = [n % len(args) for n in nums]
         # The gradient must itself be recorded when someone outside may differentiate it again: an
         # enclosing grad whose function is running, or a caller who passed a Value that requires grad.
-        nested = _Mode.grads_running > 0 or any(
+        nested = _mode.grads_running > 0 or any(
             isinstance(a, Value) and a.requires_grad for a in (*args, *kwargs.values()))
         args_list = list(args)
         targets: dict[int, Value] = {}
@@ -50,11 +50,11 @@ def value_and_grad(f: Any, argnums: int | tuple[int, ...] = 0) -> Any:
                 # which would mix up the levels of a nested derivative.
                 traced = isinstance(a, Value) and a.requires_grad
                 args_list[n] = targets[n] = ops.identity(a) if traced else Value(a)
-            _Mode.grads_running += 1
+            _mode.grads_running += 1
             try:
                 out = f(*args_list, **kwargs)
             finally:
-                _Mode.grads_running -= 1
+                _mode.grads_running -= 1
         if not isinstance(out, Value):
             out = Value(out, requires_grad=False)   # f ignored its inputs: the gradient is zero
         if out.size != 1:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import engine
-from .engine import _NO_INPUT, Value
+from .engine import _NO_INPUT, Value, _new_value
 from .errors import MicrogradxError
 
 __all__ = ["compile", "TraceError"]
@@ -80,11 +80,11 @@ class _Compiled:
         functools.update_wrapper(self, fn)   # type: ignore[arg-type]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if engine._Mode.anomaly or engine._tracer is not None:
+        if engine._mode.anomaly or engine._tracer is not None:
             return self.fn(*args, **kwargs)    # anomaly checks and a trace inside a trace: run eagerly
         key = (tuple(map(_signature, args)),
                tuple((k, _signature(v)) for k, v in sorted(kwargs.items())) if kwargs else (),
-               engine._Mode.grad_enabled)
+               engine._mode.grad_enabled)
         trace = self.traces.get(key)
         if trace is not None:
             leaves = trace.live_leaves()
@@ -276,7 +276,8 @@ class _Program:
 
     def adopt_fresh_gradients(self) -> None:
         """Let a leaf take its gradient without a copy when it is an array nothing else can see: made by
-        a ufunc (a new array every run; np.matmul is one) or by adding two, for this leaf alone.
+        a ufunc (a new array every run; np.matmul is one), by adding two, or by a sum (``add.reduce``,
+        as unbroadcast writes it), for this leaf alone.
         backward() adopts such arrays too; the others are copied, so that editing one ``.grad`` cannot
         change another's."""
         made_by = {out: (func, kwargs) for func, _, _, kwargs, out in self.steps if out is not None}
@@ -286,7 +287,8 @@ class _Program:
             if func is not _store_leaf or seen[args[1]] != 1 or args[1] not in made_by:
                 continue
             maker, maker_kwargs = made_by[args[1]]
-            if (isinstance(maker, np.ufunc) or maker in _INFIX) and "out" not in maker_kwargs:
+            fresh = isinstance(maker, np.ufunc) or maker in _INFIX or maker is _add_reduce
+            if fresh and "out" not in maker_kwargs:
                 self.steps[k] = (_adopt_leaf, "_adopt_leaf", args, kwargs, out)
 
     # ---- as Python source ---------------------------------------------------------------------
@@ -480,17 +482,22 @@ class _Trace:
         else:
             self.run = program.runner()
         self.leaves = [weakref.ref(v) for v in leaves]
-        self.guards = [(v.shape, v.dtype) for v in leaves]
+        self.guards = list(map(_shape_and_dtype, leaves))
 
     def live_leaves(self) -> list[Value] | None:
-        """The outside Values, if all still exist with the traced shapes and dtypes; else None."""
-        leaves = []
-        for ref, (shape, dtype) in zip(self.leaves, self.guards, strict=True):
-            v = ref()
-            if v is None or v._data.shape != shape or v._data.dtype != dtype:
-                return None
-            leaves.append(v)
-        return leaves
+        """The outside Values, if all still exist with the traced shapes and dtypes; else None.
+
+        One comparison of lists of (shape, dtype) pairs, read in C by an attrgetter: it runs at every
+        call, and a tuple compares its dtypes by identity first."""
+        leaves: list[Any] = [ref() for ref in self.leaves]     # None for a leaf gone: caught below
+        try:
+            same = list(map(_shape_and_dtype, leaves)) == self.guards
+        except AttributeError:      # a leaf no longer exists: its reference gave None
+            return None
+        return leaves if same else None
+
+
+_shape_and_dtype = operator.attrgetter("_data.shape", "_data.dtype")
 
 
 def _store_leaf(leaf: Value, g: Any) -> None:
@@ -512,7 +519,12 @@ def _adopt_leaf(leaf: Value, g: Any) -> None:
 
 
 def _constant(a: Any) -> Value:
-    return Value(a, requires_grad=False)
+    """What ``fn`` returned, as ``Value(a, requires_grad=False)`` makes it. Made by ``object.__new__`` and
+    ``Value.__init__`` without the class call: ``Value.__new__`` is there to stack a list of Values, and
+    a replay's result is an array or a number, made once per call."""
+    v = _new_value(Value)
+    Value.__init__(v, a, False)
+    return v
 
 
 def _trace(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[_Trace, Any]:

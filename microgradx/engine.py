@@ -49,12 +49,19 @@ Axis: TypeAlias = "int | tuple[int, ...] | None"
 Rule = Callable[..., Any]
 
 
-class _Mode:
-    """Process-wide switches. Plain class attributes: read on every op, so they must be cheap."""
+class _Switches:
+    """The process-wide switches, as slots of one object: every op reads them, and a slot of an instance
+    is quicker to read than an attribute of a class."""
 
-    grad_enabled = True
-    anomaly = False
-    grads_running = 0     # functions made by grad() evaluating their f right now, nested in each other
+    __slots__ = ("grad_enabled", "anomaly", "grads_running")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        self.anomaly = False
+        self.grads_running = 0     # functions made by grad() evaluating their f right now, nested
+
+
+_mode = _Switches()
 
 
 class _GradMode:
@@ -69,11 +76,11 @@ class _GradMode:
         return mode if func is None else mode(func)     # @no_grad without parentheses
 
     def __enter__(self) -> None:
-        self._previous.append(_Mode.grad_enabled)
-        _Mode.grad_enabled = self.enabled
+        self._previous.append(_mode.grad_enabled)
+        _mode.grad_enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
-        _Mode.grad_enabled = self._previous.pop()
+        _mode.grad_enabled = self._previous.pop()
 
     def __call__(self, func: Any) -> Any:
         mode = type(self)
@@ -123,7 +130,7 @@ class enable_grad(_GradMode):  # noqa: N801
 
 def is_grad_enabled() -> bool:
     """Whether ops currently record a graph."""
-    return _Mode.grad_enabled
+    return _mode.grad_enabled
 
 
 @contextlib.contextmanager
@@ -133,11 +140,11 @@ def detect_anomaly() -> Iterator[None]:
     Every op made inside the block remembers the line of user code that made it, so the error can say
     where the bad number came from. It costs a stack walk and a finiteness check per op: a debugging aid.
     """
-    previous, _Mode.anomaly = _Mode.anomaly, True
+    previous, _mode.anomaly = _mode.anomaly, True
     try:
         yield
     finally:
-        _Mode.anomaly = previous
+        _mode.anomaly = previous
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,10 +154,15 @@ def detect_anomaly() -> Iterator[None]:
 def to_array(x: Any, where: str = "Value") -> np.ndarray | np.generic:
     """Turn user data into a float array: float dtypes are kept, everything else becomes float64.
 
-    Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists).
+    Raises DTypeError for data that is not real numbers (strings, objects, complex, ragged lists) and for
+    masked arrays. An np.matrix becomes a plain array: the ops and their rules are written for ndarray's
+    semantics, and a matrix's ``*`` is a matrix product. Other float subclasses are kept.
     """
-    if isinstance(x, np.ndarray | np.generic) and x.dtype.kind == "f":
+    if isinstance(x, _ARRAYS) and x.dtype.kind == "f" and not isinstance(x, _REDEFINED):
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise DTypeError(f"{where}: a masked array would be used with its masked entries as numbers; "
+                         "fill them first (a.filled(0.0)) or pass a.compressed()")
     try:
         arr = np.asarray(x)
     except ValueError as e:  # ragged nested lists
@@ -328,7 +340,7 @@ class Primitive:
         inputs = list(args)
         for i, a in enumerate(args):
             if self.vjps[i] is not None and not isinstance(a, Value | float | int) and not (
-                    isinstance(a, _ARRAYS) and a.dtype.kind == "f"):
+                    isinstance(a, _ARRAYS) and a.dtype.kind == "f" and not isinstance(a, _REDEFINED)):
                 c = to_array(a, self.name)
                 if c.dtype != (values_dtype := _values_dtype(args)):
                     c = c.astype(values_dtype)
@@ -361,7 +373,8 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         if isinstance(a, Value):
             raw.append(a._data)
             needs_grad = needs_grad or a.requires_grad
-        elif isinstance(a, _NUMBERS) or (isinstance(a, _ARRAYS) and a.dtype.kind == "f") or converted:
+        elif isinstance(a, _NUMBERS) or converted or (
+                isinstance(a, _ARRAYS) and a.dtype.kind == "f" and not isinstance(a, _REDEFINED)):
             raw.append(a)
         elif isinstance(a, list | tuple) and _holds_values(a):
             return op._call_converted(args, params)    # Values inside a list: stacked
@@ -376,12 +389,11 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
         if op.variadic:
             return forward(raw, **params)
         return forward(*raw, **params) if params else forward(*raw)
-    seen = tuple(raw)      # the inputs' data as the op saw it: what an ordinary backward's rules get
     try:
         if op.variadic:
             out = forward(raw, **params)
         else:
-            out = forward(*seen, **params) if params else forward(*seen)
+            out = forward(*raw, **params) if params else forward(*raw)
     except Exception as e:  # numpy's own errors, re-raised as ours with the op and the shapes
         raise _explain(op, raw, params, e) from e
     # The new node, its slots set here rather than in a helper: this runs once per op of every forward.
@@ -391,23 +403,22 @@ def record(op: Primitive, args: Sequence[Any], params: dict = _NO_PARAMS, conver
     node._grad = None
     node.label = None
     node._seq = next(_made)
-    if _Mode.anomaly:
+    if _mode.anomaly:
         node._site = _user_site()
         check_forward(out, op, node._site)
-    if needs_grad and _Mode.grad_enabled:
+    if needs_grad and _mode.grad_enabled:
         node.requires_grad = True
         node._op = op
         n = len(args)
         node._x = args[0]
         node._y = args[1] if n > 1 else _NO_INPUT
         node._more = args[2:] if n > 2 else ()
-        node._raw = seen
         node._params = params
     else:                 # nothing to differentiate: a constant, a leaf
         node.requires_grad = False
         node._op = None
         node._x = node._y = _NO_INPUT
-        node._more = node._raw = ()
+        node._more = ()
         node._params = _NO_PARAMS
     return node
 
@@ -441,6 +452,9 @@ def _primitive_named(name: str) -> Primitive:
 # (Tuples, not unions: isinstance reads them faster, and this runs for every input of every op.)
 _NUMBERS = (float, int)
 _ARRAYS = (np.ndarray, np.generic)
+# Array subclasses whose numpy semantics differ from ndarray's, so never used as they are (to_array).
+_REDEFINED = (np.matrix, np.ma.MaskedArray)
+_SEQUENCES = (list, tuple)
 
 
 def _values_dtype(args: Sequence[Any]) -> np.dtype:
@@ -539,7 +553,7 @@ class Value:
     # NOTE: an op's inputs are kept in slots (_x, _y, then a tuple _more for the rare third and later
     # ones), not in one tuple per node: a tuple would be a second object per node for CPython's cyclic
     # garbage collector to track (benchmarks/README.md, "Where the time goes").
-    __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_raw", "_params",
+    __slots__ = ("_data", "_grad", "requires_grad", "label", "_op", "_x", "_y", "_more", "_params",
                  "_site", "_seq", "_changed", "__weakref__")
     _site: str        # where user code made the node: set in anomaly mode only
     _changed: int     # when its data was last changed in place: set by the first such change
@@ -550,7 +564,7 @@ class Value:
 
     def __new__(cls, data: Any = None, requires_grad: bool = True, label: str | None = None,
                 dtype: Any = None) -> Value:
-        if isinstance(data, list | tuple) and _holds_values(data):
+        if isinstance(data, _SEQUENCES) and _holds_values(data):
             # Stacked, so the graph of the Values inside is kept (a new leaf would cut it off).
             node = _stacked(data)
             if dtype is not None:
@@ -564,15 +578,15 @@ class Value:
 
     def __init__(self, data: Any, requires_grad: bool = True, label: str | None = None,
                  dtype: Any = None) -> None:
-        if hasattr(self, "_seq"):
+        if isinstance(data, _SEQUENCES) and hasattr(self, "_seq"):
             return      # a list of Values: __new__ returned their stack, a node already made
         if isinstance(data, Value):
             data = data._data
         arr = to_array(data)
         if dtype is not None:
             arr = arr.astype(_float_dtype(dtype), copy=False)
-        # A 0-d array becomes a numpy scalar, as numpy's own reductions return.
-        self._data = arr[()] if arr.ndim == 0 else arr
+        # A 0-d array becomes a numpy scalar, as numpy's own reductions return (a scalar already is one).
+        self._data = arr[()] if arr.ndim == 0 and isinstance(arr, np.ndarray) else arr
         self._grad: Any = None
         self.requires_grad = bool(requires_grad)
         self.label = label
@@ -580,7 +594,6 @@ class Value:
         self._x: Any = _NO_INPUT             # the op's first input (a Value or a constant)
         self._y: Any = _NO_INPUT             # its second input
         self._more: tuple = ()               # its inputs after the second (where, concatenate, stack)
-        self._raw: tuple = ()                # the inputs' data, as the op saw it
         self._params: dict = _NO_PARAMS      # the op's keyword arguments (axis, shape, ...)
         self._seq = next(_made)              # when it was made: inputs are always older than results
         # Two slots stay unset until there is something to say: _site, where user code made the node
@@ -788,7 +801,7 @@ class Value:
     # ---- in place: ``p -= lr * p.grad`` -----------------------------------------------------------
 
     def _in_place(self, op_name: str, other: Any) -> Value:
-        records = _Mode.grad_enabled and (self.requires_grad or (
+        records = _mode.grad_enabled and (self.requires_grad or (
             isinstance(other, Value) and other.requires_grad))
         if not records:
             # Nothing to differentiate: update the data itself, as PyTorch's in-place ops do.
@@ -1247,7 +1260,9 @@ def _store(grads: dict[Value, Any], seed: Any, create_graph: bool) -> None:
     taken: set[int] | None = None
     for node, g in leaves:
         if create_graph or isinstance(node._grad, Value):    # a Value from an earlier create_graph
-            node._grad = g if node._grad is None else node._grad + g
+            # A Value, as .grad promises after create_graph, even when the gradient does not depend
+            # on the inputs (x + 1): then a constant one.
+            node._grad = as_value(g if node._grad is None else node._grad + g)
         elif node._grad is not None:
             node._grad = (node._grad + g).astype(node._data.dtype, copy=False)
         else:
@@ -1291,36 +1306,42 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     relevant = _leading_to(targets, _reachable(root)) if targets is not None else None
     grads: dict[Value, Any] = {root: seed}
     newest_first = [(-root._seq, root)] if root._op is not None else []
-    anomaly = _Mode.anomaly
+    anomaly = _mode.anomaly
     # Data changed in place after an op used it makes its derivative wrong. Nodes made after the latest
     # change anywhere cannot be affected, so only older ones are checked (in training, none are: the
     # optimizer's step comes before the forward pass).
     latest_change = _latest_change
     push, pop = heapq.heappush, heapq.heappop
-    previous_mode, _Mode.grad_enabled = _Mode.grad_enabled, create_graph
+    previous_mode, _mode.grad_enabled = _mode.grad_enabled, create_graph
     try:
         while newest_first:
             node = pop(newest_first)[1]
             g, op = grads[node], node._op
-            check_changes = node._seq < latest_change
-            if check_changes and _changed_since(node, node._seq):
-                _refuse_changed(node, node)
             x, y, params, more = node._x, node._y, node._params, node._more
             args = (x,) if y is _NO_INPUT else ((x, y) + more if more else (x, y))
+            if node._seq < latest_change:
+                _check_unchanged(node, args)
+            # What every rule of the node is called with: g, ans and the inputs (Values under
+            # create_graph, else their data as it is now, which is the data the op saw: a change in
+            # place since then was refused just above).
             if create_graph:
-                ans, inputs = node, args
+                operands = (g, node, *args)
             else:
-                ans, inputs = node._data, node._raw
+                xd = x._data if isinstance(x, Value) else x
+                if y is _NO_INPUT:
+                    operands = (g, node._data, xd)
+                else:
+                    yd = y._data if isinstance(y, Value) else y
+                    operands = (g, node._data, xd, yd, *map(data_of, more)) if more else (
+                        g, node._data, xd, yd)
             for i, arg in enumerate(args):
                 if not isinstance(arg, Value) or not arg.requires_grad:
                     continue      # a constant, or a Value that needs no gradient
                 rule = op.vjps[i]
                 if rule is None or (relevant is not None and arg not in relevant):
                     continue      # an input with no derivative (a mask), or one leading to no target
-                if check_changes and _changed_since(arg, node._seq):
-                    _refuse_changed(node, arg)
                 try:
-                    gi = rule(g, ans, *inputs, **params) if params else rule(g, ans, *inputs)
+                    gi = rule(*operands, **params) if params else rule(*operands)
                 except AnomalyError as e:    # under create_graph the rule's own ops check themselves
                     raise AnomalyError(f"backward of {_describe(node)}, input #{i}: {e}") from None
                 if gi.shape != arg._data.shape:
@@ -1335,7 +1356,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                     if arg._op is not None:    # a leaf has no inputs to pass its gradient on to
                         push(newest_first, (-arg._seq, arg))
     finally:
-        _Mode.grad_enabled = previous_mode
+        _mode.grad_enabled = previous_mode
     return grads
 
 
@@ -1387,6 +1408,14 @@ def _unbroadcast(g: Any, shape: tuple[int, ...], node: Value, argnum: int) -> An
     if axes:
         g = g.sum(axis=axes)
     return g.reshape(shape) if np.shape(g) != shape else g
+
+
+def _check_unchanged(node: Value, args: tuple) -> None:
+    """Refuse ``node``'s derivative if its output or a Value among its inputs (one that needs no gradient
+    included: the other inputs' rules read it) was changed in place after the op ran."""
+    for v in (node, *args):
+        if isinstance(v, Value) and _changed_since(v, node._seq):
+            _refuse_changed(node, v)
 
 
 def _refuse_changed(node: Value, changed: Value) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Value, data_of
+from .engine import Value, _stamp_changed, data_of
 from .errors import ArgumentError
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -61,15 +61,19 @@ class Optimizer:
         """
         self.steps += 1
         for i, p in enumerate(self.params):
-            if p._grad is None:
+            # The update works on the parameter's own array (``p._data``), not through the ``data`` and
+            # ``grad`` properties: it is the same in-place change, stamped as one (see below).
+            data, g = p._data, p._grad
+            if g is None:
                 continue
-            g = np.asarray(data_of(p._grad), dtype=np.asarray(p.data).dtype)
-            if isinstance(p.data, np.ndarray):
-                self._update(i, p.data, g)
-                p.data = p.data     # an in-place change: graphs recorded from the old data refuse backward()
+            if type(g) is not np.ndarray or g.dtype != data.dtype:     # a Value, a number, another dtype
+                g = np.asarray(data_of(g), dtype=data.dtype)
+            if isinstance(data, np.ndarray):
+                self._update(i, data, g)
+                _stamp_changed(p)   # an in-place change: graphs recorded from the old data refuse backward()
             else:
                 # A 0-d parameter holds a numpy scalar, which is immutable: update a 0-d copy and put it back.
-                data = np.array(p.data)
+                data = np.array(data)
                 self._update(i, data, g)
                 p.data = data[()]
 

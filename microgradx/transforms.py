@@ -29,7 +29,7 @@ import numpy as np
 
 from . import ops
 from .autodiff import grad
-from .engine import Value, _Mode, as_value, backprop, data_of, enable_grad, to_array
+from .engine import Value, _mode, as_value, backprop, data_of, enable_grad, to_array
 from .errors import ArgumentError, GradientError, ShapeError
 
 __all__ = ["jacobian", "hessian", "hvp", "jvp", "vjp", "elementwise_grad"]
@@ -305,15 +305,15 @@ def _assemble(rows: list[Any], out: Value, x: Value, nested: bool) -> Any:
 @contextlib.contextmanager
 def _running_f() -> Iterator[None]:
     """Mark a transform's function as running, as grad does: a grad inside it records its own pass."""
-    _Mode.grads_running += 1
+    _mode.grads_running += 1
     try:
         yield
     finally:
-        _Mode.grads_running -= 1
+        _mode.grads_running -= 1
 
 
 def _running() -> bool:
-    return _Mode.grads_running > 0
+    return _mode.grads_running > 0
 
 
 def _is_traced(a: Any) -> bool:

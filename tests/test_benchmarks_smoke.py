@@ -75,7 +75,7 @@ def test_mnist_nn_and_optim_loop_matches_floor(model):
 @pytest.mark.parametrize("model", ["linear", "mlp"])
 def test_mnist_sgd_steps_agree(model):
     params = w.mnist_init(model)
-    trainers = [w.FloorTrainer, w.MicrogradxTrainer, w.NnTrainer]
+    trainers = [w.FloorTrainer, w.MicrogradxTrainer, w.CompiledTrainer, w.NnTrainer]
     trainers += [cls for cls, peer in w.TRAINER_PEER.items() if w.have(peer)]
     weights = []
     for cls in trainers:

@@ -283,6 +283,27 @@ def test_leaves_are_read_afresh_whether_rebound_or_edited_in_place():
             b.data = b.data - 0.5 * b.grad
 
 
+def test_a_leaf_rebound_to_another_shape_or_dtype_traces_again():
+    w = mg.Value(np.ones(3))
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return (w * x).sum()
+
+    compiled = mg.compile(f)
+    x = np.arange(3.0)
+    compiled(x)
+    compiled(x)
+    assert len(calls) == 1
+    w.data = np.full(3, 2.0, dtype=np.float32)      # another dtype: the float64 trace must not replay
+    assert float(compiled(x).data) == 6.0 and len(calls) == 2
+    w.data = np.ones((2, 3))                        # another shape: broadcasts to a (2, 3) product
+    assert float(compiled(x).data) == 6.0 and len(calls) == 3
+    compiled(x)
+    assert len(calls) == 3
+
+
 def test_backward_accumulates_into_leaf_gradients_as_eager():
     w = mg.Value(np.array([1.0, -2.0]))
     compiled = mg.compile(lambda x: (w * x).relu().sum().backward())

@@ -97,6 +97,25 @@ def test_a_zero_dimensional_parameter_is_updated_too():
     assert x.item() == 1.0 and x.dtype == np.float32
 
 
+@pytest.mark.parametrize("factory", [lambda p: SGD(p, lr=0.1), lambda p: Adam(p, lr=0.1)],
+                         ids=["sgd", "adam"])
+@pytest.mark.parametrize("shape", [(3,), ()], ids=["array", "0-d"])
+def test_a_step_is_an_in_place_change_that_older_graphs_refuse(factory, shape):
+    # The step edits the parameter's own array; a graph recorded from the data before it must not
+    # differentiate with the new data (x * x's rule reads x), and one recorded after it still does.
+    x = mg.Value(np.full(shape, 2.0))
+    opt = factory([x])
+    (x * x).sum().backward()
+    stale = (x * x).sum()
+    opt.step()
+    assert not np.array_equal(x.data, np.full(shape, 2.0))
+    with pytest.raises(mg.errors.GradientError, match="changed in place"):
+        stale.backward()
+    opt.zero_grad()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * x.data)
+
+
 def test_zero_grad_and_shared_parameters_are_stepped_once():
     x = mg.Value(np.array([1.0]))
     opt = SGD([x, x], lr=1.0)           # the same Value twice: one parameter

@@ -181,6 +181,25 @@ def test_a_changed_output_is_refused_too():
         y.sum().backward()
 
 
+def test_a_changed_constant_input_is_refused_too():
+    # The constant takes no gradient, but the other input's rule reads it: d(x*c)/dx is c.
+    x = mg.Value(np.array([1.0, 2.0]))
+    c = mg.Value(np.array([3.0, 4.0]), requires_grad=False)
+    y = (x * c).sum()
+    c.data = np.array([30.0, 40.0])
+    with pytest.raises(GradientError, match="multiply.*its input.*changed in place"):
+        y.backward()
+    np.testing.assert_array_equal(x.grad, 0.0)     # nothing was written before the refusal
+
+
+def test_a_constant_changed_before_the_op_gives_the_derivative_at_its_new_data():
+    x = mg.Value(np.array([1.0, 2.0]))
+    c = mg.Value(np.array([3.0, 4.0]), requires_grad=False)
+    c.data = np.array([30.0, 40.0])
+    (x * c).sum().backward()
+    np.testing.assert_array_equal(x.grad, [30.0, 40.0])
+
+
 def test_a_change_before_the_op_is_not_a_change_after_it():
     x = mg.Value(np.array([1.0, 2.0]))
     with mg.no_grad():
