@@ -911,6 +911,7 @@ def test_the_rules_expand_dims_helper_is_numpys_for_every_axis(axis):
     got = ops.expand_dims(mg.Value(x), axis)
     np.testing.assert_array_equal(got.data, np.expand_dims(x, axis))
     assert ops.expand_dims(np.float64(2.0), 0).shape == (1,)
+    assert ops.expand_dims(np.zeros((0, 3)), -1).shape == (0, 3, 1)     # no size to infer a -1 from
 
 
 def test_concatenate_s_gradient_with_the_default_axis_goes_along_the_first():
@@ -1088,3 +1089,81 @@ def test_sort_along_any_axis_is_numpys_and_a_bad_axis_is_our_error(axis):
 def test_a_built_in_op_registered_without_a_symbol_has_none():
     assert ops.exp.symbol is None and ops.tanh.symbol is None and ops.add.symbol == "+"
     assert (ops.exp.symmetric, ops.exp.variadic, ops.exp.operators) == (False, False, ())
+
+
+def test_a_float_array_of_the_dtype_asked_for_is_kept_as_it_is():
+    a = np.ones(3, dtype=np.float32)
+    assert mg.Value(a, dtype=np.float32).data is a and mg.Value(a).data is a
+    assert mg.Value(a, dtype=np.float64).dtype == np.float64
+
+
+def test_relu_of_a_negative_zero_is_zero_on_the_scalar_path_as_on_arrays():
+    for x in (np.float64(-0.0), np.float32(-0.0), np.float64(0.0)):
+        out = mg.Value(x).relu().data
+        assert out == 0.0 and not np.signbit(out) and type(out) is type(x)
+    assert not np.signbit(mg.Value(np.array([-0.0])).relu().data).any()
+
+
+@pytest.mark.parametrize("spec, shapes", [("ij->i", [(2, 3)]), ("ij,jk->i", [(2, 3), (3, 4)]),
+                                          ("i,jk->i", [(2,), (3, 4)])])
+def test_einsum_s_gradient_through_a_letter_only_one_operand_sums_away(spec, shapes):
+    arrays = [RNG.normal(size=s) for s in shapes]
+    values = [mg.Value(a.copy()) for a in arrays]
+    w = RNG.normal(size=np.einsum(spec, *arrays).shape)
+    (ops.einsum(spec, *values) * w).sum().backward()
+    # Linear in each operand: the gradient is the einsum of w with the others, every letter kept.
+    for k, (a, v) in enumerate(zip(arrays, values, strict=True)):
+        eye = np.eye(a.size).reshape(a.size, *a.shape)
+        expected = [np.sum(w * np.einsum(spec, *[e if j == k else arrays[j] for j in range(len(arrays))]))
+                    for e in eye]
+        np.testing.assert_allclose(v.grad, np.reshape(expected, a.shape), rtol=1e-12, atol=1e-12)
+
+
+def test_relu_on_the_scalar_path_keeps_every_positive_number():
+    for x in (np.float64(0.5), np.float64(1.0), np.float32(1e-30), np.float64(3.0)):
+        v = mg.Value(x)
+        out = v.relu()
+        assert out.data == x and type(out.data) is type(x)
+        out.backward()
+        assert v.grad == 1.0
+
+
+def test_the_implied_seed_has_the_root_s_shape():
+    # A single-element output of any shape is seeded with ones of that shape, a 0-d one with a number.
+    x = mg.Value(np.ones((1, 1)))
+    (x * 2).backward()
+    np.testing.assert_array_equal(x.grad, [[2.0]])
+    x.zero_grad()
+    x.backward()
+    assert np.shape(x.grad) == (1, 1)
+    s = mg.Value(3.0)
+    s.backward()
+    assert np.shape(s.grad) == () and s.grad == 1.0
+
+
+@pytest.mark.parametrize("axis", [-1, -2, 1])
+def test_array_split_along_a_negative_axis_is_numpys_and_a_bad_axis_is_refused(axis):
+    x = RNG.normal(size=(3, 4))
+    parts = F.array_split(mg.Value(x), 3, axis=axis)
+    for part, expected in zip(parts, np.array_split(x, 3, axis=axis), strict=True):
+        np.testing.assert_array_equal(part.data, expected)
+    with pytest.raises(mg.AxisError, match="array_split"):
+        F.array_split(mg.Value(x), 2, axis=2)
+
+
+def test_atleast_2d_of_a_number_is_drawn_as_a_reshape_to_one_by_one():
+    from microgradx.viz import draw_graph
+    out = F.atleast_2d(mg.Value(2.0))
+    assert out.shape == (1, 1)
+    assert "reshape\\nshape=(1, 1)" in draw_graph(out).source
+
+
+def test_an_anomaly_site_with_no_frame_outside_the_package_is_unknown(monkeypatch):
+    import os
+    import traceback
+    inside = os.path.join(os.path.dirname(os.path.abspath(engine.__file__)), "engine.py")
+    monkeypatch.setattr(traceback, "extract_stack", lambda: [traceback.FrameSummary(inside, 1, "f")])
+    site = engine._user_site()
+    monkeypatch.undo()
+    assert site == "<unknown>"
+    assert engine._user_site().startswith(__file__)
