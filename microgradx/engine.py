@@ -1305,7 +1305,10 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
         return _tracer.backprop(root, seed, create_graph, targets)  # type: ignore[no-any-return]
     relevant = _leading_to(targets, _reachable(root)) if targets is not None else None
     grads: dict[Value, Any] = {root: seed}
-    newest_first = [(-root._seq, root)] if root._op is not None else []
+    # The interior nodes that hold a gradient and wait to be taken, by their numbers negated (heapq's is
+    # a min-heap), and those numbers in a heap: plain numbers compare faster than (number, node) pairs.
+    waiting = {-root._seq: root}
+    newest_first = [-root._seq] if root._op is not None else []
     anomaly = _mode.anomaly
     # Data changed in place after an op used it makes its derivative wrong. Nodes made after the latest
     # change anywhere cannot be affected, so only older ones are checked (in training, none are: the
@@ -1315,7 +1318,7 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
     previous_mode, _mode.grad_enabled = _mode.grad_enabled, create_graph
     try:
         while newest_first:
-            node = pop(newest_first)[1]
+            node = waiting.pop(pop(newest_first))
             g, op = grads[node], node._op
             x, y, params, more = node._x, node._y, node._params, node._more
             args = (x,) if y is _NO_INPUT else ((x, y) + more if more else (x, y))
@@ -1354,7 +1357,9 @@ def backprop(root: Value, seed: Any, create_graph: bool = False,
                 else:
                     grads[arg] = gi
                     if arg._op is not None:    # a leaf has no inputs to pass its gradient on to
-                        push(newest_first, (-arg._seq, arg))
+                        key = -arg._seq
+                        waiting[key] = arg
+                        push(newest_first, key)
     finally:
         _mode.grad_enabled = previous_mode
     return grads
