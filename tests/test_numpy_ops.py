@@ -147,7 +147,8 @@ B = RNG.standard_normal((2, 3, 2))
     ("dot", (X, Y)), ("dot", (A, B[0])), ("inner", (X, Y)), ("inner", (X, RNG.standard_normal((5, 4)))),
     ("inner", (X, 2.0)), ("inner", (2.0, X)), ("dot", (2.0, X)), ("dot", (X, 2.0)), ("outer", (X, Y)),
     ("kron", (X, A)), ("tensordot", (A, B, ([0, 1], [0, 1]))), ("trace", (A, 1, 1, 2)),
-    ("diagonal", (A, -1, 2, 0)), ("diag", (Y, 1)), ("diag", (X, -1)), ("tril", (A, -1)), ("triu", (X, 1)),
+    ("diagonal", (A, -1, 2, 0)), ("diag", (Y, 1)), ("diag", (Y, -2)), ("diag", (X, -1)), ("tril", (A, -1)),
+    ("triu", (X, 1)),
 ])
 def test_products_and_matrix_parts_are_numpys(name, args):
     np.testing.assert_allclose(getattr(F, name)(*args).data, getattr(np, name)(*args), rtol=1e-12)
