@@ -770,10 +770,11 @@ def _prod_vjp(g, ans, x, axis=None, keepdims=False):
 
 
 def _divisible(x, ans):
-    """Whether dividing ans by x loses nothing: no zero in x, and nothing in x or ans so small (subnormal)
-    that it has lost digits."""
+    """Whether dividing ans by x loses nothing: no zero in x, nothing in x or ans so small (subnormal)
+    that it has lost digits, and no product that overflowed (inf / x is not the product of the others)."""
     tiny = np.finfo(np.result_type(data_of(x))).tiny
-    return bool(np.all(np.abs(data_of(x)) >= tiny) and np.all(np.abs(data_of(ans)) >= tiny))
+    a = np.abs(data_of(ans))
+    return bool(np.all(np.abs(data_of(x)) >= tiny) and np.all(a >= tiny) and np.all(a < np.inf))
 
 
 def _reverse(x):

@@ -1058,9 +1058,6 @@ def test_roll_along_a_negative_axis_is_numpys_and_a_bad_axis_is_refused(axis):
         F.roll(mg.Value(x), 1, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="cumprod's rule divides g * ans by x whenever x has no zero or "
-                   "subnormal (ops._divisible), even where ans overflowed to inf: a loss that reads only "
-                   "the finite elements then gets NaN (0 * inf) in every element's gradient")
 def test_cumprod_s_gradient_is_finite_where_only_a_later_element_overflowed():
     x = mg.Value(np.array([1e200, 1e200]))
     with warnings.catch_warnings():
@@ -1167,3 +1164,11 @@ def test_an_anomaly_site_with_no_frame_outside_the_package_is_unknown(monkeypatc
     monkeypatch.undo()
     assert site == "<unknown>"
     assert engine._user_site().startswith(__file__)
+
+
+def test_prod_s_gradient_is_the_product_of_the_others_where_the_whole_product_overflowed():
+    x = mg.Value(np.array([1e200, 1e200, 0.5]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        x.prod().backward()                      # the product is inf; each derivative is finite or inf
+    np.testing.assert_array_equal(x.grad, [1e200 * 0.5, 1e200 * 0.5, np.inf])
