@@ -250,6 +250,11 @@ def _checked_gradient(result: Any, g: Any, ans: Any, x: Any, where: str) -> Any:
     elif isinstance(result, Value):
         result = result.data        # Values made inside a rule in an ordinary backward: their data
     _check_shape(np.shape(result), np.shape(data_of(x)), np.shape(data_of(ans)), where)
+    if isinstance(result, np.ndarray):
+        # The rule may return an array it keeps (a cached constant, one of its inputs). Handed on as a
+        # view, it is copied, never adopted, when it becomes a leaf's .grad (engine._own), so editing
+        # that .grad in place cannot change the rule's later answers.
+        result = result.view()
     return result
 
 

@@ -994,10 +994,6 @@ def test_max_and_min_called_as_functions_with_no_axis_reduce_every_axis_in_backw
     np.testing.assert_array_equal(x.grad, [[0.0, 1.0], [0.0, 0.0]] if fn is mg.max else [[0, 0], [0, 1.0]])
 
 
-@pytest.mark.xfail(strict=True, reason="a leaf adopts the array a rule returned when the graph holds it "
-                   "nowhere else (engine._own), but a user's rule may keep that array (a cached constant): "
-                   "the leaf's .grad is then a view of it, and editing .grad in place changes the rule's "
-                   "answer for every later backward")
 def test_a_leaf_s_grad_is_not_an_array_that_a_user_s_rule_keeps():
     from microgradx import user_ops
     kept = np.full(3, 2.0)
