@@ -6,6 +6,7 @@ gradients, and the bookkeeping around the graph (pruning, the version counter, t
 from __future__ import annotations
 
 import math
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -1168,3 +1169,25 @@ def test_prod_s_gradient_is_the_product_of_the_others_where_the_whole_product_ov
         warnings.simplefilter("ignore", RuntimeWarning)
         x.prod().backward()                      # the product is inf; each derivative is finite or inf
     np.testing.assert_array_equal(x.grad, [1e200 * 0.5, 1e200 * 0.5, np.inf])
+
+
+def test_cumprod_s_gradient_divides_and_takes_linear_memory_where_it_can():
+    # The rule divides by x where no element of x or of the running product is zero, subnormal or an
+    # overflow; the smallest normal number still qualifies. Elsewhere it builds (n, n) tables: for n = 2000
+    # about 32 MB each, against a few arrays of n numbers (16 kB each) for the division.
+    n = 2000
+    tiny = np.finfo(np.float64).tiny
+    x0 = np.ones(n)
+    x0[0] = tiny                                  # the running product is tiny all along
+    x = mg.Value(x0)
+    loss = x.cumprod().sum()
+    tracemalloc.start()
+    try:
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    # d/dx_i of sum_j prod_{k <= j} x_k: n for the first element, (n - i) * tiny for the others.
+    expected = np.concatenate([[float(n)], (n - np.arange(1, n)) * tiny])
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12)
