@@ -956,10 +956,9 @@ class _Tracer:
                                  "compiled function was called; compute it inside the function, or pass "
                                  "it in detached")
             g, op = grads[node], node._op
-            if engine._changed_since(node, node._seq):
-                engine._refuse_changed(node, node)
             x, y, params = node._x, node._y, node._params
             args = (x,) if y is _NO_INPUT else (x, y) + node._more
+            engine._check_unchanged(node, args)     # as backward() refuses: output and every Value input
             inputs = tuple(_plain(a._data) if isinstance(a, Value) else _plain(a) for a in args)
             ans = _plain(node._data)
             refs = (gslot[node], self.slots[id(node)], *(self.ref(a) for a in args))
@@ -970,8 +969,6 @@ class _Tracer:
                 rule = op.vjps[i]
                 if rule is None or (relevant is not None and arg not in relevant):
                     continue
-                if engine._changed_since(arg, node._seq):
-                    engine._refuse_changed(node, arg)
                 gi = rule(g, ans, *inputs, **params)
                 slot = self.inline(rule, f"{op.name}_d{i}", (g, ans, *args), params, gi, refs, param_refs)
                 shape = arg._data.shape

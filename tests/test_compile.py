@@ -555,3 +555,20 @@ def test_micrograds_scalar_demo_matches_eager():
                     p.data -= 0.1 * p.grad
         curves.append(losses)
     np.testing.assert_allclose(curves[1], curves[0], rtol=1e-12)
+
+
+def test_a_constant_changed_between_its_op_and_backward_is_refused_while_tracing_as_eagerly():
+    c = mg.Value(np.array([3.0, 4.0]), requires_grad=False)
+    w = mg.Value(np.array([1.0, 2.0]))
+
+    def step():
+        loss = (w * c).sum()
+        c.data = np.array([0.0, 0.0])     # the rule for w reads c
+        loss.backward()
+        return loss
+
+    with pytest.raises(mg.GradientError, match="multiply.*its input.*changed in place"):
+        step()
+    c.data = np.array([3.0, 4.0])
+    with pytest.raises(mg.GradientError, match="multiply.*its input.*changed in place"):
+        mg.compile(step)()
